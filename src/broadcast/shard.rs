@@ -1,0 +1,471 @@
+//! A shard: one thread that owns a set of subscribers and delivers to them.
+//!
+//! The shard waits in a `mio::Poll` of its own, where each subscriber socket is registered
+//! with its table slot as token (the kernel keeps the token: no per-socket allocation), and a
+//! `mio::Waker` tells it that commands are waiting. Each turn it handles socket readiness
+//! (a peer that hung up, a full socket that drained), takes the queued commands (subscribes and
+//! publications, in the order the broadcaster sent them), delivers to every subscriber of the
+//! topics that got frames, and writes keep-alives to those the wheel reports idle.
+
+use std::io::{self, Read, Write};
+use std::mem::take;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::event::Event;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use tokio::sync::oneshot;
+use tracing::{debug, error};
+
+use super::deliver::{flush, Flushed};
+use super::history::{History, Seq};
+use super::subscriber::{Progress, Subscriber, TopicLink, TopicLinks};
+use super::table::Table;
+use super::topic::{Topic, TopicId};
+use super::wheel::{Wheel, WheelLink};
+use crate::sse::event::{frame_id, gap_frame, KEEP_ALIVE};
+use crate::stats::Stats;
+
+/// The poll token of the shard's waker; slots are below it.
+pub(super) const WAKER: Token = Token(usize::MAX);
+/// The most bytes a subscriber may send after its request before it is dropped.
+const MAX_INPUT_BYTES: usize = 64 * 1024;
+
+/// What the broadcaster asks of a shard.
+pub(super) enum Command {
+    /// Take over a subscriber whose response head is written.
+    Subscribe(NewSubscriber),
+    /// Add a frame to its topics' histories and deliver it; answer how many subscribers of
+    /// this shard it was queued for.
+    Publish(Arc<Publication>, oneshot::Sender<u64>),
+    /// End every stream and stop.
+    Shutdown,
+}
+
+/// A subscriber on its way to a shard.
+pub(super) struct NewSubscriber {
+    /// The socket, its response head written.
+    pub socket: TcpStream,
+    /// Its topics, without repeats.
+    pub topics: Box<[TopicId]>,
+    /// The id it resumes after, if any.
+    pub last_event_id: Option<Box<str>>,
+}
+
+/// One published event, shared by every shard.
+pub(super) struct Publication {
+    /// Its place in the order of publishes.
+    pub seq: Seq,
+    /// Its topics, without repeats.
+    pub topics: Box<[TopicId]>,
+    /// Its encoded frame.
+    pub frame: Bytes,
+}
+
+/// What taking the queued commands ended with.
+enum Taken {
+    /// The queue is empty.
+    All,
+    /// A turn's worth was taken and more are queued.
+    Some,
+    /// The broadcaster asked the shard to stop, or is gone.
+    Stop,
+}
+
+/// One shard's subscribers, topics and wheel.
+pub(super) struct Shard {
+    /// Readiness of the subscriber sockets and of the waker.
+    poll: Poll,
+    /// Commands from the broadcaster.
+    commands: Receiver<Command>,
+    /// The subscribers, by slot.
+    table: Table,
+    /// This shard's view of each topic, by id.
+    topics: Vec<Topic>,
+    /// Keep-alive deadlines.
+    wheel: Wheel,
+    /// Frames of history per topic.
+    history: usize,
+    /// The `Seq` of the last publication taken.
+    last_seq: Seq,
+    /// Topics that got frames since the last delivery pass.
+    dirty: Vec<TopicId>,
+    /// Slots to drop after a pass (reused, so a pass allocates nothing).
+    gone: Vec<u32>,
+    /// Slots the wheel reports idle (reused likewise).
+    due: Vec<u32>,
+    /// The server's counters.
+    stats: Arc<Stats>,
+}
+
+impl Shard {
+    /// A shard with no subscribers; `poll` must hold the waker the broadcaster wakes it with.
+    pub(super) fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        history: usize,
+        keep_alive: Duration,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            poll,
+            commands,
+            table: Table::default(),
+            topics: Vec::new(),
+            wheel: Wheel::new(keep_alive, Instant::now()),
+            history,
+            last_seq: 0,
+            dirty: Vec::new(),
+            gone: Vec::new(),
+            due: Vec::new(),
+            stats,
+        }
+    }
+
+    /// Runs until shut down, then ends every stream.
+    pub(super) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut more = false;
+        loop {
+            let timeout = if more {
+                Duration::ZERO
+            } else {
+                self.wheel.timeout(Instant::now())
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    error!(error = %e, "shard poll failed");
+                    break;
+                }
+            }
+            for event in events.iter() {
+                if event.token() != WAKER {
+                    self.on_ready(event.token().0 as u32, event);
+                }
+            }
+            more = match self.take_commands() {
+                Taken::All => false,
+                Taken::Some => true,
+                Taken::Stop => break,
+            };
+            self.deliver();
+            self.keep_alive();
+        }
+        self.close_all();
+    }
+
+    fn on_ready(&mut self, slot: u32, event: &Event) {
+        let Some(subscriber) = self.table.get_mut(slot) else {
+            return;
+        };
+        let alive = !(event.is_error() || event.is_read_closed())
+            && (!event.is_readable() || discard_input(&subscriber.socket));
+        if !alive {
+            self.remove(slot);
+            return;
+        }
+        if event.is_writable() && subscriber.progress != Progress::Idle {
+            let mut frames = 0;
+            let flushed = flush(subscriber, &self.topics, &mut frames);
+            subscriber.wheel.touch(self.wheel.tick_at(Instant::now()));
+            self.stats.frames_delivered.fetch_add(frames, Relaxed);
+            self.after_flush(slot, flushed);
+        }
+    }
+
+    fn after_flush(&mut self, slot: u32, flushed: Flushed) {
+        match flushed {
+            Flushed::CaughtUp | Flushed::Blocked => {}
+            Flushed::Lagged => {
+                self.stats.subscribers_lagged.fetch_add(1, Relaxed);
+                debug!(slot, "subscriber lagged behind history");
+                self.remove(slot);
+            }
+            Flushed::Gone => self.remove(slot),
+        }
+    }
+
+    fn take_commands(&mut self) -> Taken {
+        // A turn takes at most half a history of publications, so a frame is still held
+        // when its delivery pass comes.
+        let mut budget = (self.history / 2).max(1);
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Subscribe(new)) => self.subscribe(new),
+                Ok(Command::Publish(publication, reply)) => {
+                    let queued = self.publish(&publication);
+                    let _ = reply.send(queued);
+                    budget -= 1;
+                    if budget == 0 {
+                        return Taken::Some;
+                    }
+                }
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return Taken::Stop,
+                Err(TryRecvError::Empty) => return Taken::All,
+            }
+        }
+    }
+
+    fn topic_mut(&mut self, topic: TopicId) -> &mut Topic {
+        let index = topic as usize;
+        if index >= self.topics.len() {
+            let history = self.history;
+            self.topics.resize_with(index + 1, || Topic::new(history));
+        }
+        &mut self.topics[index]
+    }
+
+    /// Adds the frame to each topic's history; returns how many distinct subscribers of this
+    /// shard it is for.
+    fn publish(&mut self, publication: &Publication) -> u64 {
+        self.last_seq = publication.seq;
+        let mut queued = 0;
+        for (index, &topic) in publication.topics.iter().enumerate() {
+            self.topic_mut(topic);
+            let entry = &mut self.topics[topic as usize];
+            entry
+                .history
+                .push(publication.seq, publication.frame.clone());
+            if !entry.dirty {
+                entry.dirty = true;
+                self.dirty.push(topic);
+            }
+            let earlier = &publication.topics[..index];
+            queued += entry
+                .subscribers
+                .iter()
+                .filter(|&&slot| {
+                    earlier.is_empty()
+                        || self.table.get_mut(slot).is_some_and(|subscriber| {
+                            !earlier.iter().any(|&t| subscriber.topics.contains(t))
+                        })
+                })
+                .count() as u64;
+        }
+        queued
+    }
+
+    fn subscribe(&mut self, new: NewSubscriber) {
+        for &topic in new.topics.iter() {
+            self.topic_mut(topic);
+        }
+        let (cursor, gap) = self.resume_point(&new.topics, new.last_event_id.as_deref());
+        let socket = new.socket;
+        if socket.set_nonblocking(true).is_err() {
+            return;
+        }
+        if let Some(gap) = gap {
+            // The socket has only its response head in it, so a gap frame (bounded by the
+            // head size limit) fits; if it somehow does not, the client just reconnects.
+            if !matches!((&socket).write(&gap), Ok(n) if n == gap.len()) {
+                return;
+            }
+        }
+        let slot = self.table.next_slot();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let fd = socket.as_raw_fd();
+        let token = Token(slot as usize);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), token, interest)
+        {
+            debug!(error = %e, "could not register subscriber");
+            return;
+        }
+        let links = new
+            .topics
+            .iter()
+            .map(|&topic| {
+                let subscribers = &mut self.topics[topic as usize].subscribers;
+                subscribers.push(slot);
+                TopicLink {
+                    topic,
+                    index: subscribers.len() as u32 - 1,
+                }
+            })
+            .collect();
+        let subscriber = Subscriber {
+            socket,
+            progress: Progress::Idle,
+            cursor,
+            topics: TopicLinks::new(links),
+            wheel: WheelLink::default(),
+        };
+        let inserted = self.table.insert(subscriber);
+        debug_assert_eq!(inserted, slot);
+        let tick = self.wheel.tick_at(Instant::now());
+        self.wheel.insert(&mut self.table, slot, tick);
+        self.stats.subscribers.fetch_add(1, Relaxed);
+        if cursor < self.last_seq {
+            self.flush_slot(slot);
+        }
+    }
+
+    /// Where a new subscriber's cursor starts, and the `gap` frame it is sent first when
+    /// history cannot fill in from its `Last-Event-ID`.
+    fn resume_point(
+        &self,
+        topics: &[TopicId],
+        last_event_id: Option<&str>,
+    ) -> (Seq, Option<Bytes>) {
+        let Some(asked) = last_event_id else {
+            return (self.last_seq, None);
+        };
+        let histories = || {
+            topics
+                .iter()
+                .map(|&topic| &self.topics[topic as usize].history)
+        };
+        let found = histories()
+            .filter_map(|history| history.find(asked.as_bytes()))
+            .max();
+        // Every frame after `floor` is still held in every one of its topics.
+        let floor = histories().map(History::dropped_through).max().unwrap_or(0);
+        match found {
+            Some(seq) if seq >= floor => (seq, None),
+            _ => {
+                let oldest = histories()
+                    .filter_map(|history| history.first_after(floor))
+                    .min_by_key(|(seq, _)| *seq)
+                    .map(|(_, frame)| frame_id(frame));
+                (floor, Some(gap_frame(asked, oldest)))
+            }
+        }
+    }
+
+    fn flush_slot(&mut self, slot: u32) {
+        let Some(subscriber) = self.table.get_mut(slot) else {
+            return;
+        };
+        let mut frames = 0;
+        let flushed = flush(subscriber, &self.topics, &mut frames);
+        self.stats.frames_delivered.fetch_add(frames, Relaxed);
+        self.after_flush(slot, flushed);
+    }
+
+    /// Sends every idle subscriber of a dirty topic what it lacks.
+    fn deliver(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let tick = self.wheel.tick_at(Instant::now());
+        let mut frames = 0;
+        let mut gone = take(&mut self.gone);
+        for topic in self.dirty.drain(..) {
+            let entry = &mut self.topics[topic as usize];
+            entry.dirty = false;
+            let last = entry.history.last_seq();
+            let topic = &self.topics[topic as usize];
+            for &slot in &topic.subscribers {
+                let Some(subscriber) = self.table.get_mut(slot) else {
+                    continue;
+                };
+                if subscriber.progress != Progress::Idle || subscriber.cursor >= last {
+                    continue;
+                }
+                subscriber.wheel.touch(tick);
+                match flush(subscriber, &self.topics, &mut frames) {
+                    Flushed::CaughtUp | Flushed::Blocked => {}
+                    Flushed::Lagged | Flushed::Gone => gone.push(slot),
+                }
+            }
+        }
+        self.stats.frames_delivered.fetch_add(frames, Relaxed);
+        for slot in gone.drain(..) {
+            self.remove(slot);
+        }
+        self.gone = gone;
+    }
+
+    /// Writes a keep-alive comment to every subscriber idle for the interval.
+    fn keep_alive(&mut self) {
+        let tick = self.wheel.tick_at(Instant::now());
+        let mut due = take(&mut self.due);
+        self.wheel.expire(&mut self.table, tick, &mut due);
+        for slot in due.drain(..) {
+            let Some(subscriber) = self.table.get_mut(slot) else {
+                continue;
+            };
+            if subscriber.progress != Progress::Idle {
+                continue;
+            }
+            match (&subscriber.socket).write(KEEP_ALIVE) {
+                Ok(n) if n == KEEP_ALIVE.len() => {}
+                Ok(0) => self.gone.push(slot),
+                Ok(n) => subscriber.progress = Progress::KeepAlive(n as u8),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    subscriber.progress = Progress::KeepAlive(0)
+                }
+                Err(_) => self.gone.push(slot),
+            }
+        }
+        self.due = due;
+        let mut gone = take(&mut self.gone);
+        for slot in gone.drain(..) {
+            self.remove(slot);
+        }
+        self.gone = gone;
+        self.table.shrink();
+    }
+
+    fn remove(&mut self, slot: u32) {
+        if self.table.get_mut(slot).is_none() {
+            return;
+        }
+        self.wheel.remove(&mut self.table, slot);
+        let Some(subscriber) = self.table.remove(slot) else {
+            return;
+        };
+        for link in subscriber.topics.as_slice() {
+            let subscribers = &mut self.topics[link.topic as usize].subscribers;
+            subscribers.swap_remove(link.index as usize);
+            let Some(&moved) = subscribers.get(link.index as usize) else {
+                continue;
+            };
+            if let Some(moved) = self.table.get_mut(moved) {
+                for moved_link in moved.topics.as_mut_slice() {
+                    if moved_link.topic == link.topic {
+                        moved_link.index = link.index;
+                    }
+                }
+            }
+        }
+        self.stats.subscribers.fetch_sub(1, Relaxed);
+        // Dropping the socket closes it, which also takes it out of the poll.
+    }
+
+    fn close_all(&mut self) {
+        for subscriber in self.table.drain() {
+            let _ = subscriber.socket.shutdown(std::net::Shutdown::Write);
+            self.stats.subscribers.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// Reads and drops what a subscriber sent after its request; false if it hung up or sent too
+/// much. A subscriber has nothing to say, so this only runs on a misbehaving or closing peer.
+fn discard_input(mut socket: &TcpStream) -> bool {
+    let mut scratch = [0u8; 1024];
+    let mut total = 0;
+    loop {
+        match socket.read(&mut scratch) {
+            Ok(0) => return false,
+            Ok(n) => {
+                total += n;
+                if total > MAX_INPUT_BYTES {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}

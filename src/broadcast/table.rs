@@ -1,0 +1,60 @@
+//! The shard's subscriber table: a slab whose keys are slots, stable while a subscriber lives.
+//!
+//! A slot is also the subscriber's poll token, its entry in topic subscriber lists and its
+//! node in the keep-alive wheel. The table gives its memory back when a spike of connections
+//! has ended.
+
+use slab::Slab;
+
+use super::subscriber::Subscriber;
+use super::wheel::{Links, WheelLink};
+
+/// Every subscriber of one shard, by slot.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// The subscribers; vacant entries are reused by the next subscribes.
+    slab: Slab<Subscriber>,
+}
+
+impl Table {
+    /// The slot the next [`Table::insert`] will use.
+    pub fn next_slot(&self) -> u32 {
+        self.slab.vacant_key() as u32
+    }
+
+    /// Adds a subscriber at [`Table::next_slot`].
+    pub fn insert(&mut self, subscriber: Subscriber) -> u32 {
+        self.slab.insert(subscriber) as u32
+    }
+
+    /// Removes the subscriber at `slot`.
+    pub fn remove(&mut self, slot: u32) -> Option<Subscriber> {
+        self.slab.try_remove(slot as usize)
+    }
+
+    /// The subscriber at `slot`, if any.
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Subscriber> {
+        self.slab.get_mut(slot as usize)
+    }
+
+    /// Takes every subscriber out.
+    pub fn drain(&mut self) -> impl Iterator<Item = Subscriber> + '_ {
+        self.slab.drain()
+    }
+
+    /// Frees the table's unused memory when it holds under a quarter of its capacity. Only
+    /// vacant entries after the last subscriber can go, since slots are stable.
+    pub fn shrink(&mut self) {
+        if self.slab.is_empty() {
+            self.slab = Slab::new();
+        } else if self.slab.len() < self.slab.capacity() / 4 {
+            self.slab.shrink_to_fit();
+        }
+    }
+}
+
+impl Links for Table {
+    fn link(&mut self, slot: u32) -> &mut WheelLink {
+        &mut self.slab[slot as usize].wheel
+    }
+}

@@ -1,0 +1,123 @@
+//! One connection's life: read a request head; a subscribe gets its SSE head and its socket
+//! goes to the broadcaster; anything else is served by hyper, which hands the connection back
+//! if a subscribe follows on it.
+
+pub mod accept;
+mod handback;
+mod head;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::StatusCode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use self::handback::Served;
+use self::head::{HeadError, MAX_HEADERS};
+use crate::broadcast::Broadcaster;
+use crate::http::{self, error};
+use crate::sse::subscribe::{self, Subscribe};
+
+/// What every connection needs, shared.
+pub struct FrontEnd {
+    /// The hyper service's context.
+    pub http: Arc<http::Context>,
+    /// Where subscribers go.
+    pub broadcaster: Broadcaster,
+    /// The response head written to every subscriber.
+    pub sse_head: Bytes,
+    /// The largest request head accepted.
+    pub max_head_bytes: usize,
+    /// The time a client has to send its request head.
+    pub head_timeout: Duration,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// hyper's HTTP/1 settings.
+    pub builder: http1::Builder,
+}
+
+/// Serves one accepted connection to its end, or until its socket goes to the broadcaster.
+pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
+    let mut buf = BytesMut::new();
+    loop {
+        let read = head::read(&mut io, &mut buf, front.max_head_bytes, front.head_timeout);
+        let head_len = tokio::select! {
+            read = read => match read {
+                Ok(len) => len,
+                Err(e) => return refuse(io, e).await,
+            },
+            _ = front.shutdown.cancelled() => return,
+        };
+        if let Some(request) = subscribe_request(&buf[..head_len]) {
+            return match request {
+                Ok(request) => start_stream(io, request, &front).await,
+                Err(e) => {
+                    debug!(error = %e, "subscribe refused");
+                    let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string());
+                    let _ = io.write_all(&answer).await;
+                }
+            };
+        }
+        let context = front.http.clone();
+        let service = service_fn(move |request| http::serve(request, context.clone()));
+        // Boxed: hyper's connection state is kilobytes, and a subscriber's task never needs it.
+        let served = Box::pin(handback::serve(
+            io,
+            buf,
+            &front.builder,
+            service,
+            subscribe::is_subscribe,
+            front.shutdown.clone().cancelled_owned(),
+        ))
+        .await;
+        match served {
+            Ok(Served::TakenOver(taken, kept)) => (io, buf) = (taken, kept),
+            Ok(Served::Closed) => return,
+            Err(e) => return debug!(error = %e, "connection failed"),
+        }
+    }
+}
+
+/// The subscribe request in `head`, if it is one.
+fn subscribe_request(head: &[u8]) -> Option<Result<Subscribe, subscribe::SubscribeError>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    // `head::read` has parsed these bytes already, so this parse completes.
+    request.parse(head).ok()?;
+    subscribe::is_subscribe(&request).then(|| subscribe::parse(&request))
+}
+
+/// Writes the SSE head and gives the bare socket to the broadcaster.
+async fn start_stream(mut io: TcpStream, request: Subscribe, front: &FrontEnd) {
+    let written = tokio::time::timeout(front.head_timeout, io.write_all(&front.sse_head)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        return;
+    }
+    let _ = io.set_nodelay(true);
+    // `into_std` takes the socket out of tokio's reactor: from here it costs no tokio state.
+    let socket = match io.into_std() {
+        Ok(socket) => socket,
+        Err(e) => return debug!(error = %e, "could not take over subscriber socket"),
+    };
+    if front.broadcaster.subscribe(socket, request).is_err() {
+        debug!("subscribe during shutdown dropped");
+    }
+}
+
+/// Answers a head that could not be read, when there is someone to answer.
+async fn refuse(mut io: TcpStream, error: HeadError) {
+    debug!(error = %error, "request head refused");
+    let status = match error {
+        HeadError::TooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        HeadError::Malformed(_) => StatusCode::BAD_REQUEST,
+        HeadError::TimedOut(_) | HeadError::Closed | HeadError::Io(_) => return,
+    };
+    let answer = error::raw(status, &error.to_string());
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&answer)).await;
+}

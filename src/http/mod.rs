@@ -1,0 +1,104 @@
+//! The hyper service: every request that is not a subscribe (publish, demo page, health,
+//! stats), routed by one table, with JSON errors. Never touches a subscriber.
+
+mod assets;
+pub mod error;
+mod health;
+mod publish;
+mod stats;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::broadcast::Broadcaster;
+use crate::stats::Stats;
+
+/// What the service needs, shared by every connection.
+pub struct Context {
+    /// Where publishes go.
+    pub broadcaster: Broadcaster,
+    /// The server's counters.
+    pub stats: Arc<Stats>,
+    /// The largest publish body accepted.
+    pub max_body_bytes: usize,
+    /// `Access-Control-Allow-Origin` for every answer, if set.
+    pub cors_origin: Option<HeaderValue>,
+}
+
+/// Answers one request.
+pub async fn serve(
+    request: Request<Incoming>,
+    context: Arc<Context>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut response = route(request, &context).await;
+    if let Some(origin) = &context.cors_origin {
+        response
+            .headers_mut()
+            .insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    }
+    Ok(response)
+}
+
+async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    let method = request.method();
+    match (method, path) {
+        (&Method::GET | &Method::HEAD, "/healthz") => health::handle(),
+        (&Method::GET | &Method::HEAD, "/stats") => stats::handle(context),
+        (&Method::GET | &Method::HEAD, path) if assets::exists(path) => {
+            assets::get(path).unwrap_or_else(not_found)
+        }
+        (&Method::POST, "/publish") => publish::handle(request, context).await,
+        (&Method::OPTIONS, _) if context.cors_origin.is_some() => preflight(),
+        (_, "/publish") => not_allowed("POST"),
+        (_, "/events") => not_allowed("GET"),
+        (_, "/healthz" | "/stats") => not_allowed("GET, HEAD"),
+        (_, path) if assets::exists(path) => not_allowed("GET, HEAD"),
+        _ => not_found(),
+    }
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    error::response(StatusCode::NOT_FOUND, "not found")
+}
+
+fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = error::response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+fn preflight() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("content-type, last-event-id"),
+    );
+    headers.insert("access-control-max-age", HeaderValue::from_static("86400"));
+    response
+}
+
+/// A JSON answer.
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,235 @@
+//! `POST /publish`: a form or JSON body becomes a validated event, handed to the broadcaster.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde::Deserialize;
+
+use super::{error, json, Context};
+use crate::sse::event::{Event, EventError};
+use crate::urlencoded::{self, NotUtf8};
+
+/// Why a publish was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("content type must be application/json or application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
+    #[error("body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("reading body: {0}")]
+    Body(String),
+    #[error("malformed form: {0}")]
+    Form(#[from] NotUtf8),
+    #[error("retry must be a whole number of milliseconds")]
+    Retry,
+    #[error("malformed JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Event(#[from] EventError),
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+impl PublishError {
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// The body formats a publish may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Form,
+    Json,
+}
+
+/// Handles a publish request.
+pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
+    match publish(request, context).await {
+        Ok(published) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "id": published.id, "subscribers": published.subscribers }),
+        ),
+        Err(e) => {
+            tracing::debug!(error = %e, "publish refused");
+            error::response(e.status(), &e.to_string())
+        }
+    }
+}
+
+async fn publish(
+    request: Request<Incoming>,
+    context: &Context,
+) -> Result<crate::broadcast::Published, PublishError> {
+    let format = format(request.headers().get(CONTENT_TYPE))?;
+    let limit = context.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(PublishError::TooLarge(limit));
+    }
+    let body = Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| match e.downcast_ref::<LengthLimitError>() {
+            Some(_) => PublishError::TooLarge(limit),
+            None => PublishError::Body(e.to_string()),
+        })?
+        .to_bytes();
+    let event = parse(format, &body)?.validate()?;
+    context
+        .broadcaster
+        .publish(event)
+        .await
+        .map_err(|_| PublishError::Closed)
+}
+
+fn format(content_type: Option<&hyper::header::HeaderValue>) -> Result<Format, PublishError> {
+    let essence = content_type
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(Format::Json),
+        Some("application/x-www-form-urlencoded") => Ok(Format::Form),
+        _ => Err(PublishError::UnsupportedMediaType),
+    }
+}
+
+/// Turns a body into an (unvalidated) event.
+fn parse(format: Format, body: &[u8]) -> Result<Event, PublishError> {
+    match format {
+        Format::Form => parse_form(body),
+        Format::Json => parse_json(body),
+    }
+}
+
+fn parse_form(body: &[u8]) -> Result<Event, PublishError> {
+    let mut event = Event::default();
+    for (name, value) in urlencoded::parse(body)? {
+        match name.as_str() {
+            "topic" => event.topics.push(value),
+            "data" => event.data = value,
+            "event" => event.event = Some(value),
+            "id" => event.id = Some(value),
+            "retry" => event.retry = Some(value.parse().map_err(|_| PublishError::Retry)?),
+            _ => {}
+        }
+    }
+    Ok(event)
+}
+
+/// A JSON publish body. `data` may be any JSON value: a string is sent as it is, anything
+/// else as its compact JSON text.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonEvent {
+    topic: Option<Topics>,
+    data: Option<serde_json::Value>,
+    event: Option<String>,
+    id: Option<String>,
+    retry: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Topics {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn parse_json(body: &[u8]) -> Result<Event, PublishError> {
+    let json: JsonEvent = serde_json::from_slice(body)?;
+    let topics = match json.topic {
+        None => Vec::new(),
+        Some(Topics::One(topic)) => vec![topic],
+        Some(Topics::Many(topics)) => topics,
+    };
+    let data = match json.data {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(text)) => text,
+        Some(value) => value.to_string(),
+    };
+    Ok(Event {
+        topics,
+        data,
+        event: json.event,
+        id: json.id,
+        retry: json.retry,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn media_type_parameters_are_accepted() {
+        let form = HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8");
+        assert_eq!(format(Some(&form)).unwrap(), Format::Form);
+        let json = HeaderValue::from_static("Application/JSON;charset=UTF-8");
+        assert_eq!(format(Some(&json)).unwrap(), Format::Json);
+        let text = HeaderValue::from_static("text/plain");
+        assert!(matches!(
+            format(Some(&text)),
+            Err(PublishError::UnsupportedMediaType)
+        ));
+        assert!(matches!(
+            format(None),
+            Err(PublishError::UnsupportedMediaType)
+        ));
+    }
+
+    #[test]
+    fn form_and_json_give_the_same_event() {
+        let form = parse(
+            Format::Form,
+            b"topic=a&topic=b&data=x%0Ay&event=e&id=1&retry=5",
+        )
+        .unwrap();
+        let json = parse(
+            Format::Json,
+            br#"{"topic":["a","b"],"data":"x\ny","event":"e","id":"1","retry":5}"#,
+        )
+        .unwrap();
+        assert_eq!(form, json);
+        assert_eq!(form.topics, vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn json_data_that_is_not_a_string_is_sent_as_json() {
+        let event = parse(Format::Json, br#"{"topic":"a","data":{"n":1}}"#).unwrap();
+        assert_eq!(event.data, r#"{"n":1}"#);
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        assert!(matches!(
+            parse(Format::Form, b"data=x&retry=soon"),
+            Err(PublishError::Retry)
+        ));
+        assert!(matches!(
+            parse(Format::Form, b"data=%FF"),
+            Err(PublishError::Form(_))
+        ));
+        assert!(matches!(
+            parse(Format::Json, b"{\"data\":"),
+            Err(PublishError::Json(_))
+        ));
+        assert!(matches!(
+            parse(Format::Json, br#"{"retry":"3000"}"#),
+            Err(PublishError::Json(_))
+        ));
+    }
+}

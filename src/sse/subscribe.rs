@@ -1,0 +1,113 @@
+//! A subscribe request (`GET /events`): its topics and where it resumes.
+//!
+//! Topics come from repeated `topic` query parameters (none means [`DEFAULT_TOPIC`]). A resume
+//! point comes from the `Last-Event-ID` header, which a browser's `EventSource` sends when it
+//! reconnects, or from `lastEventId` in the query for clients that cannot set headers; the
+//! header wins when both are present, since it is the newer of the two.
+
+use super::topic::{self, TopicError, DEFAULT_TOPIC};
+use crate::urlencoded::{self, NotUtf8};
+
+/// The path a subscribe is made on.
+pub const PATH: &str = "/events";
+
+/// A parsed subscribe request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribe {
+    /// The topics, without repeats.
+    pub topics: Vec<String>,
+    /// The id of the last event the client has, if it resumes.
+    pub last_event_id: Option<String>,
+}
+
+/// Why a subscribe request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    #[error("query string: {0}")]
+    Query(#[from] NotUtf8),
+    #[error("Last-Event-ID is not valid UTF-8")]
+    LastEventIdNotUtf8,
+}
+
+/// Whether a request head is a subscribe: `GET /events`, with or without a query.
+pub fn is_subscribe(request: &httparse::Request<'_, '_>) -> bool {
+    request.method == Some("GET")
+        && request
+            .path
+            .is_some_and(|path| path.split('?').next() == Some(PATH))
+}
+
+/// Reads the topics and resume point of a subscribe request.
+pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, SubscribeError> {
+    let path = request.path.unwrap_or_default();
+    let query = path.split_once('?').map_or("", |(_, query)| query);
+    let mut topics = Vec::new();
+    let mut last_event_id = None;
+    for (name, value) in urlencoded::parse(query.as_bytes())? {
+        match name.as_str() {
+            "topic" => topics.push(value),
+            "lastEventId" if !value.is_empty() => last_event_id = Some(value),
+            _ => {}
+        }
+    }
+    let header = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("last-event-id") && !h.value.is_empty());
+    if let Some(header) = header {
+        let value =
+            std::str::from_utf8(header.value).map_err(|_| SubscribeError::LastEventIdNotUtf8)?;
+        last_event_id = Some(value.to_owned());
+    }
+    if topics.is_empty() {
+        topics.push(DEFAULT_TOPIC.to_owned());
+    }
+    Ok(Subscribe {
+        topics: topic::validate_all(topics)?,
+        last_event_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(head: &[u8]) -> (bool, Result<Subscribe, SubscribeError>) {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut headers);
+        assert!(request.parse(head).unwrap().is_complete());
+        (is_subscribe(&request), parse(&request))
+    }
+
+    #[test]
+    fn topics_and_resume_point_come_from_query_and_header() {
+        let (is, sub) = parsed(b"GET /events?topic=a&topic=b%20c&lastEventId=5 HTTP/1.1\r\n\r\n");
+        assert!(is);
+        let sub = sub.unwrap();
+        assert_eq!(sub.topics, vec!["a".to_string(), "b c".to_string()]);
+        assert_eq!(sub.last_event_id.as_deref(), Some("5"));
+
+        let (_, sub) = parsed(b"GET /events?lastEventId=5 HTTP/1.1\r\nLast-Event-ID: 9\r\n\r\n");
+        let sub = sub.unwrap();
+        assert_eq!(sub.topics, vec![DEFAULT_TOPIC.to_string()]);
+        assert_eq!(sub.last_event_id.as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn only_get_on_the_events_path_is_a_subscribe() {
+        assert!(!parsed(b"POST /events HTTP/1.1\r\n\r\n").0);
+        assert!(!parsed(b"GET /eventsx HTTP/1.1\r\n\r\n").0);
+        assert!(!parsed(b"GET /events/x HTTP/1.1\r\n\r\n").0);
+        assert!(parsed(b"GET /events HTTP/1.1\r\n\r\n").0);
+    }
+
+    #[test]
+    fn bad_topics_are_refused() {
+        let (_, sub) = parsed(b"GET /events?topic= HTTP/1.1\r\n\r\n");
+        assert_eq!(sub, Err(SubscribeError::Topic(TopicError::Empty)));
+        let (_, sub) = parsed(b"GET /events?topic=%FF HTTP/1.1\r\n\r\n");
+        assert_eq!(sub, Err(SubscribeError::Query(NotUtf8(0))));
+    }
+}

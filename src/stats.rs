@@ -1,0 +1,63 @@
+//! Process-wide counters, and the resident memory of the process.
+//!
+//! Counters are relaxed atomics: they are read for `/stats`, never to make a decision. Shards
+//! add to `frames_delivered` once per delivery pass, not once per frame.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// The counters every part of the server adds to.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Subscribers connected now.
+    pub subscribers: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Subscribes accepted since start.
+    pub subscribes_total: AtomicU64,
+    /// Events published since start.
+    pub events_published: AtomicU64,
+    /// Frames written whole to subscribers since start.
+    pub frames_delivered: AtomicU64,
+    /// Subscribers disconnected because history no longer held what they needed.
+    pub subscribers_lagged: AtomicU64,
+}
+
+/// A copy of the counters at one moment, as `/stats` answers it.
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    pub subscribers: u64,
+    pub connections_total: u64,
+    pub subscribes_total: u64,
+    pub events_published: u64,
+    pub frames_delivered: u64,
+    pub subscribers_lagged: u64,
+    /// Resident memory of the process (`VmRSS`), in bytes.
+    pub rss_bytes: u64,
+    /// The process id, for tools that read `/proc/PID`.
+    pub pid: u32,
+}
+
+impl Stats {
+    /// Reads every counter and the process's resident memory.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            subscribers: self.subscribers.load(Relaxed),
+            connections_total: self.connections_total.load(Relaxed),
+            subscribes_total: self.subscribes_total.load(Relaxed),
+            events_published: self.events_published.load(Relaxed),
+            frames_delivered: self.frames_delivered.load(Relaxed),
+            subscribers_lagged: self.subscribers_lagged.load(Relaxed),
+            rss_bytes: rss_bytes().unwrap_or(0),
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// The process's resident memory, from the second field of `/proc/self/statm` (in pages).
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

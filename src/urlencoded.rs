@@ -1,0 +1,62 @@
+//! Strict `application/x-www-form-urlencoded` decoding, for query strings and form bodies.
+//!
+//! Unlike a lossy decoder, it refuses bytes that do not decode to UTF-8 instead of replacing
+//! them, so a publisher learns of the mistake rather than its subscribers.
+
+use percent_encoding::percent_decode;
+
+/// Why a form or query string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("form field {0} is not valid UTF-8 once decoded")]
+pub struct NotUtf8(pub usize);
+
+/// Decodes `name=value&...` into pairs, in order; `+` is a space, `%XX` a byte.
+pub fn parse(input: &[u8]) -> Result<Vec<(String, String)>, NotUtf8> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .enumerate()
+        .map(|(index, pair)| {
+            let mut parts = pair.splitn(2, |&b| b == b'=');
+            let name = decode(parts.next().unwrap_or_default()).ok_or(NotUtf8(index))?;
+            let value = decode(parts.next().unwrap_or_default()).ok_or(NotUtf8(index))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn decode(raw: &[u8]) -> Option<String> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    String::from_utf8(percent_decode(&spaced).collect()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_pairs_in_order() {
+        let pairs = parse(b"topic=a&topic=b+c&data=%C3%BC%0A&empty=&flag").unwrap();
+        let expect = [
+            ("topic", "a"),
+            ("topic", "b c"),
+            ("data", "ü\n"),
+            ("empty", ""),
+            ("flag", ""),
+        ];
+        let expect: Vec<(String, String)> = expect
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(pairs, expect);
+    }
+
+    #[test]
+    fn refuses_bytes_that_are_not_utf8() {
+        assert_eq!(parse(b"a=1&data=%FF"), Err(NotUtf8(1)));
+        assert_eq!(parse(b"data=\xff"), Err(NotUtf8(0)));
+    }
+}
