@@ -98,6 +98,8 @@ pub(super) struct Shard {
     dirty: Vec<TopicId>,
     /// Slots to drop after a pass (reused, so a pass allocates nothing).
     gone: Vec<u32>,
+    /// Slots to drop after a pass because history moved past them (reused likewise).
+    lagged: Vec<u32>,
     /// Slots the wheel reports idle (reused likewise).
     due: Vec<u32>,
     /// The server's counters.
@@ -123,6 +125,7 @@ impl Shard {
             last_seq: 0,
             dirty: Vec::new(),
             gone: Vec::new(),
+            lagged: Vec::new(),
             due: Vec::new(),
             stats,
         }
@@ -350,7 +353,8 @@ impl Shard {
         self.after_flush(slot, flushed);
     }
 
-    /// Sends every idle subscriber of a dirty topic what it lacks.
+    /// Sends every idle subscriber of a dirty topic what it lacks, and drops those whose
+    /// socket is full with a frame history no longer holds.
     fn deliver(&mut self) {
         if self.dirty.is_empty() {
             return;
@@ -358,30 +362,44 @@ impl Shard {
         let tick = self.wheel.tick_at(Instant::now());
         let mut frames = 0;
         let mut gone = take(&mut self.gone);
+        let mut lagged = take(&mut self.lagged);
         for topic in self.dirty.drain(..) {
             let entry = &mut self.topics[topic as usize];
             entry.dirty = false;
-            let last = entry.history.last_seq();
             let topic = &self.topics[topic as usize];
+            let last = topic.history.last_seq();
+            let dropped_through = topic.history.dropped_through();
             for &slot in &topic.subscribers {
                 let Some(subscriber) = self.table.get_mut(slot) else {
                     continue;
                 };
-                if subscriber.progress != Progress::Idle || subscriber.cursor >= last {
+                if subscriber.progress != Progress::Idle {
+                    // A full socket is flushed when it drains, unless what it waits for has
+                    // left history: then it never will be.
+                    if dropped_through > subscriber.cursor {
+                        lagged.push(slot);
+                    }
+                    continue;
+                }
+                if subscriber.cursor >= last {
                     continue;
                 }
                 subscriber.wheel.touch(tick);
                 match flush(subscriber, &self.topics, &mut frames) {
                     Flushed::CaughtUp | Flushed::Blocked => {}
-                    Flushed::Lagged | Flushed::Gone => gone.push(slot),
+                    Flushed::Lagged => lagged.push(slot),
+                    Flushed::Gone => gone.push(slot),
                 }
             }
         }
         self.stats.frames_delivered.fetch_add(frames, Relaxed);
-        for slot in gone.drain(..) {
+        self.stats
+            .subscribers_lagged
+            .fetch_add(lagged.len() as u64, Relaxed);
+        for slot in gone.drain(..).chain(lagged.drain(..)) {
             self.remove(slot);
         }
-        self.gone = gone;
+        (self.gone, self.lagged) = (gone, lagged);
     }
 
     /// Writes a keep-alive comment to every subscriber idle for the interval.

@@ -24,9 +24,9 @@ pub async fn timed<F: Future>(what: &str, future: F) -> F::Output {
     }
 }
 
-/// A server running in this process.
+/// A server running in this process; it derefs to a [`Client`] of it.
 pub struct Server {
-    pub addr: SocketAddr,
+    client: Client,
     stop: Option<oneshot::Sender<()>>,
     done: JoinHandle<std::io::Result<()>>,
 }
@@ -48,7 +48,7 @@ impl Server {
             let _ = stopped.await;
         }));
         Server {
-            addr,
+            client: Client { addr },
             stop: Some(stop),
             done,
         }
@@ -66,7 +66,23 @@ impl Server {
             .unwrap();
         started.elapsed()
     }
+}
 
+impl std::ops::Deref for Server {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Speaks to a server at an address; copies can go to other tasks.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+impl Client {
     /// `GET /stats`.
     pub async fn stats(&self) -> Value {
         let response = request(
