@@ -44,7 +44,7 @@ mod tests {
         let text = String::from_utf8(raw).unwrap();
         assert_eq!(
             text,
-            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 24\r\n\
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 25\r\n\
              connection: close\r\n\r\n{\"error\":\"bad \\\"topic\\\"\"}"
         );
     }
