@@ -315,12 +315,12 @@ async fn clients_that_reset_mid_request_or_mid_stream_harm_no_one() {
         .write_all(b"POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"topic\":")
         .await
         .unwrap();
-    socket.set_linger(Some(Duration::ZERO)).unwrap();
+    socket.set_zero_linger().unwrap();
     drop(socket);
     // Mid-stream: subscribers that vanish with a reset.
     for _ in 0..5 {
         let gone = server.subscribe("/events?topic=t", "").await;
-        gone.socket.set_linger(Some(Duration::ZERO)).unwrap();
+        gone.socket.set_zero_linger().unwrap();
         drop(gone);
     }
     for id in 0..20 {

@@ -53,7 +53,7 @@ async fn a_client_that_leaves_is_freed_on_a_topic_that_never_publishes() {
     server.wait_for_stat("subscribers", 3).await;
     drop(leave);
     server.wait_for_stat("subscribers", 2).await;
-    reset.socket.set_linger(Some(Duration::ZERO)).unwrap();
+    reset.socket.set_zero_linger().unwrap();
     drop(reset);
     server.wait_for_stat("subscribers", 1).await;
     drop(stay);

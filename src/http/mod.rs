@@ -13,7 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONNECTION, CONTENT_TYPE, LOCATION,
+};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::broadcast::Broadcaster;
@@ -55,6 +57,7 @@ async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<B
             assets::get(path).unwrap_or_else(not_found)
         }
         (&Method::POST, "/publish") => publish::handle(request, context).await,
+        (&Method::GET, "/events") => reconnect_elsewhere(request.uri()),
         (&Method::OPTIONS, _) if context.cors_origin.is_some() => preflight(),
         (_, "/publish") => not_allowed("POST"),
         (_, "/events") => not_allowed("GET"),
@@ -73,6 +76,22 @@ fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     response
         .headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// A subscribe reaches hyper only on a connection `conn::handback` could not frame (HTTP/1.0
+/// keep-alive, say); it is sent to the same URL on a new connection, which the raw path serves.
+fn reconnect_elsewhere(uri: &hyper::Uri) -> Response<Full<Bytes>> {
+    let mut response = error::response(
+        StatusCode::TEMPORARY_REDIRECT,
+        "subscribe on a new connection",
+    );
+    let location = uri.path_and_query().map_or("/events", |p| p.as_str());
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        headers.insert(LOCATION, location);
+    }
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

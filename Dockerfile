@@ -1,0 +1,31 @@
+# ssecast: a Server-Sent Events broadcast server.
+#   docker build -t ssecast .
+#   docker run --rm -p 8080:8080 --ulimit nofile=1048576:1048576 ssecast
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+# Dependencies first, in a layer of their own, so source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+COPY loadtest/Cargo.toml loadtest/Cargo.toml
+RUN mkdir -p src loadtest/src static \
+    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > loadtest/src/main.rs \
+    && cargo build --release --locked -p ssecast \
+    && rm -rf src loadtest/src
+COPY src src
+COPY static static
+COPY loadtest/src loadtest/src
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p ssecast
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home ssecast
+COPY --from=build /src/target/release/ssecast /usr/local/bin/ssecast
+USER ssecast
+ENV SSECAST_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=2s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["/usr/local/bin/ssecast"]
