@@ -1,5 +1,7 @@
 //! The `ssecast` binary: reads its settings, binds, and runs the server until SIGINT/SIGTERM.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -11,6 +13,8 @@ use ssecast::config::Config;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(EnvFilter::try_from_env("SSECAST_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let listener = TcpListener::bind(config.listen).await?;

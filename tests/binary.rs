@@ -1,0 +1,127 @@
+//! The `ssecast` binary itself: port 0, signals, and the open-file limit.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{timed, Client, Stream};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Starts the binary through `sh` (to set limits) and returns it with the address it logged.
+async fn spawn(
+    shell_prefix: &str,
+    flags: &str,
+) -> (Child, Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let binary = env!("CARGO_BIN_EXE_ssecast");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{shell_prefix} exec {binary} --listen 127.0.0.1:0 {flags}"
+        ))
+        .env("NO_COLOR", "1")
+        .env("SSECAST_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (send, mut receive) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = send.send(line);
+        }
+    });
+    let listening = timed("listening line", async {
+        loop {
+            let line = receive
+                .recv()
+                .await
+                .expect("server exited before listening");
+            if line.contains("listening") {
+                return line;
+            }
+        }
+    })
+    .await;
+    let address = listening
+        .split("address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {listening:?}"));
+    (
+        child,
+        Client {
+            addr: address.parse().unwrap(),
+        },
+        receive,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_zero_is_logged_and_sigterm_ends_streams_within_five_seconds() {
+    let (mut child, client, _log) = spawn("", "").await;
+    let stream = client.subscribe("/events?topic=t", "").await;
+    client.wait_for_stat("subscribers", 1).await;
+    let pid = child.id().unwrap().to_string();
+    let started = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = timed("exit", child.wait()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(stream.rest().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_open_file_limit_connected_subscribers_are_still_served() {
+    let (_child, client, mut log) = spawn("ulimit -n 48;", "--keep-alive 100ms").await;
+    let started = Instant::now();
+    // More connections than the limit allows: the first ones are served, the rest wait.
+    let mut pending = Vec::new();
+    for _ in 0..60 {
+        let socket = tokio::net::TcpStream::connect(client.addr).await.unwrap();
+        pending.push(tokio::spawn(Stream::on(
+            socket,
+            b"GET /events?topic=t HTTP/1.1\r\n\r\n",
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut served = Vec::new();
+    let mut waiting = Vec::new();
+    for task in pending {
+        if task.is_finished() {
+            served.push(task.await.unwrap());
+        } else {
+            waiting.push(task);
+        }
+    }
+    assert!(
+        !served.is_empty() && !waiting.is_empty(),
+        "{} served",
+        served.len()
+    );
+    for stream in &mut served {
+        assert_eq!(stream.frame().await, ": keep-alive\n\n");
+    }
+    // Closing served subscribers makes room for those waiting.
+    let waiting_count = waiting.len();
+    served.truncate(served.len().saturating_sub(waiting_count + 2));
+    for task in waiting {
+        let mut stream = timed("served after room was made", task).await.unwrap();
+        assert_eq!(stream.frame().await, ": keep-alive\n\n");
+    }
+    let elapsed = started.elapsed().as_secs() + 1;
+    let mut warnings = 0;
+    while let Ok(line) = log.try_recv() {
+        warnings += line.contains("open-file limit") as u64;
+    }
+    assert!(
+        warnings >= 1 && warnings <= elapsed + 1,
+        "{warnings} warnings in {elapsed} s"
+    );
+}
