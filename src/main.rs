@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use ssecast::config::Config;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
     tracing_subscriber::fmt()

@@ -444,6 +444,9 @@ impl Shard {
         for link in subscriber.topics.as_slice() {
             let subscribers = &mut self.topics[link.topic as usize].subscribers;
             subscribers.swap_remove(link.index as usize);
+            if subscribers.len() < subscribers.capacity() / 4 {
+                subscribers.shrink_to(subscribers.len() * 2);
+            }
             let Some(&moved) = subscribers.get(link.index as usize) else {
                 continue;
             };

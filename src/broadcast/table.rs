@@ -3,17 +3,36 @@
 //! A slot is also the subscriber's poll token, its entry in topic subscriber lists and its
 //! node in the keep-alive wheel. The table gives its memory back when a spike of connections
 //! has ended.
+//!
+//! The table starts with room for [`INITIAL_SLOTS`]: large enough that the allocator maps it
+//! on its own (glibc does so from 128 KiB), so its untouched pages cost nothing and, when it is
+//! freed or grows, the pages go back to the system instead of staying in a malloc arena.
 
 use slab::Slab;
 
 use super::subscriber::Subscriber;
 use super::wheel::{Links, WheelLink};
 
+/// Slots the table has room for when it is new or emptied: 4096 x 48 bytes, 192 KiB.
+const INITIAL_SLOTS: usize = 4096;
+
 /// Every subscriber of one shard, by slot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Table {
     /// The subscribers; vacant entries are reused by the next subscribes.
     slab: Slab<Subscriber>,
+    /// Whether a subscriber was added since the slab was last made new (so its pages may be
+    /// resident).
+    used: bool,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self {
+            slab: Slab::with_capacity(INITIAL_SLOTS),
+            used: false,
+        }
+    }
 }
 
 impl Table {
@@ -24,6 +43,7 @@ impl Table {
 
     /// Adds a subscriber at [`Table::next_slot`].
     pub fn insert(&mut self, subscriber: Subscriber) -> u32 {
+        self.used = true;
         self.slab.insert(subscriber) as u32
     }
 
@@ -42,11 +62,13 @@ impl Table {
         self.slab.drain()
     }
 
-    /// Frees the table's unused memory when it holds under a quarter of its capacity. Only
-    /// vacant entries after the last subscriber can go, since slots are stable.
+    /// Frees the table's unused memory: all of it once the table is empty, else, below a
+    /// quarter of its capacity, the vacant entries after the last subscriber (slots are stable).
     pub fn shrink(&mut self) {
         if self.slab.is_empty() {
-            self.slab = Slab::new();
+            if self.used {
+                *self = Self::default();
+            }
         } else if self.slab.len() < self.slab.capacity() / 4 {
             self.slab.shrink_to_fit();
         }
