@@ -41,8 +41,17 @@ use crate::stats::Stats;
 /// Serves on `listener` until `shutdown` resolves, then ends every stream and returns within
 /// [`shutdown::GRACE`].
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> io::Result<()> {
+    run_with_stats(listener, config, Arc::new(Stats::default()), shutdown).await
+}
+
+/// As [`run`], counting into `stats`, which the caller can read while the server runs.
+pub async fn run_with_stats(
+    listener: TcpListener,
+    config: Config,
+    stats: Arc<Stats>,
+    shutdown: impl Future,
+) -> io::Result<()> {
     raise_open_file_limit();
-    let stats = Arc::new(Stats::default());
     let (broadcaster, shards) = Broadcaster::start(&config.broadcast(), stats.clone())?;
     let cors_origin = config
         .cors_origin
