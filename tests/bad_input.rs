@@ -29,75 +29,56 @@ async fn bad_publishes_get_400_and_reach_no_one() {
     server.wait_for_stat("subscribers", 1).await;
     const FORM: &str = "application/x-www-form-urlencoded";
     const JSON: &str = "application/json";
-    refused(&server, FORM, b"data=x", 400, "topic").await;
-    refused(
-        &server,
-        JSON,
-        br#"{"topic": [], "data": "x"}"#,
-        400,
-        "topic",
-    )
-    .await;
-    refused(
-        &server,
-        JSON,
-        br#"{"topic": "", "data": "x"}"#,
-        400,
-        "empty",
-    )
-    .await;
-    refused(&server, FORM, b"topic=t", 400, "data").await;
-    refused(&server, FORM, b"topic=t&data=", 400, "data").await;
-    refused(&server, JSON, br#"{"topic": "t"}"#, 400, "data").await;
-    refused(&server, FORM, b"topic=t&data=x&id=a%0Ab", 400, "id").await;
-    refused(&server, FORM, b"topic=t&data=x&id=a%0Db", 400, "id").await;
-    refused(&server, FORM, b"topic=t&data=x&id=a%00b", 400, "id").await;
-    refused(
-        &server,
-        JSON,
-        br#"{"topic": "t", "data": "x", "event": "a\nb"}"#,
-        400,
-        "event",
-    )
-    .await;
-    refused(
-        &server,
-        JSON,
-        br#"{"topic": "t", "data": "x", "event": "a\u0000"}"#,
-        400,
-        "event",
-    )
-    .await;
-    refused(&server, FORM, b"topic=t&data=x&retry=soon", 400, "retry").await;
-    refused(
-        &server,
-        JSON,
-        br#"{"topic": "t", "data": "x", "retry": "3000"}"#,
-        400,
-        "JSON",
-    )
-    .await;
-    refused(
-        &server,
-        JSON,
-        br#"{"topic": "t", "data": "x", "retry": -1}"#,
-        400,
-        "JSON",
-    )
-    .await;
-    refused(&server, JSON, br#"{"topic": "t", "data": "#, 400, "JSON").await;
-    refused(
-        &server,
-        JSON,
-        b"{\"topic\": \"t\", \"data\": \"\xff\"}",
-        400,
-        "JSON",
-    )
-    .await;
-    refused(&server, FORM, b"topic=t&data=%FF%FE", 400, "UTF-8").await;
-    refused(&server, FORM, b"topic=t&data=\xff", 400, "UTF-8").await;
-    refused(&server, "text/plain", b"hello", 415, "content type").await;
-    refused(&server, "", b"topic=t&data=x", 415, "content type").await;
+    let cases: &[(&str, &[u8], u16, &str)] = &[
+        (FORM, &b"data=x"[..], 400, "topic"),
+        (JSON, &br#"{"topic": [], "data": "x"}"#[..], 400, "topic"),
+        (JSON, &br#"{"topic": "", "data": "x"}"#[..], 400, "empty"),
+        (FORM, &b"topic=t"[..], 400, "data"),
+        (FORM, &b"topic=t&data="[..], 400, "data"),
+        (JSON, &br#"{"topic": "t"}"#[..], 400, "data"),
+        (FORM, &b"topic=t&data=x&id=a%0Ab"[..], 400, "id"),
+        (FORM, &b"topic=t&data=x&id=a%0Db"[..], 400, "id"),
+        (FORM, &b"topic=t&data=x&id=a%00b"[..], 400, "id"),
+        (
+            JSON,
+            &br#"{"topic": "t", "data": "x", "event": "a\nb"}"#[..],
+            400,
+            "event",
+        ),
+        (
+            JSON,
+            &br#"{"topic": "t", "data": "x", "event": "a\u0000"}"#[..],
+            400,
+            "event",
+        ),
+        (FORM, &b"topic=t&data=x&retry=soon"[..], 400, "retry"),
+        (
+            JSON,
+            &br#"{"topic": "t", "data": "x", "retry": "3000"}"#[..],
+            400,
+            "JSON",
+        ),
+        (
+            JSON,
+            &br#"{"topic": "t", "data": "x", "retry": -1}"#[..],
+            400,
+            "JSON",
+        ),
+        (JSON, &br#"{"topic": "t", "data": "#[..], 400, "JSON"),
+        (
+            JSON,
+            &b"{\"topic\": \"t\", \"data\": \"\xff\"}"[..],
+            400,
+            "JSON",
+        ),
+        (FORM, &b"topic=t&data=%FF%FE"[..], 400, "UTF-8"),
+        (FORM, &b"topic=t&data=\xff"[..], 400, "UTF-8"),
+        ("text/plain", &b"hello"[..], 415, "content type"),
+        ("", &b"topic=t&data=x"[..], 415, "content type"),
+    ];
+    for &(content_type, body, status, hint) in cases {
+        refused(&server, content_type, body, status, hint).await;
+    }
     // The one good publish after all that is the first event the subscriber sees.
     server.publish_id("t", "good", "x").await;
     assert_eq!(stream.event_id().await, "good");
