@@ -26,6 +26,10 @@ pub fn parse(input: &[u8]) -> Result<Vec<(String, String)>, NotUtf8> {
 }
 
 fn decode(raw: &[u8]) -> Option<String> {
+    // Most fields have neither `+` nor `%`: they are copied once, as they are.
+    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+        return std::str::from_utf8(raw).ok().map(str::to_owned);
+    }
     let spaced: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })

@@ -1,6 +1,6 @@
 //! `POST /publish`: a form or JSON body becomes a validated event, handed to the broadcaster.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -8,6 +8,7 @@ use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 
 use super::{error, json, Context};
+use crate::broadcast::Published;
 use crate::sse::event::{Event, EventError};
 use crate::urlencoded::{self, NotUtf8};
 
@@ -44,6 +45,22 @@ impl PublishError {
     }
 }
 
+/// A publish's answer: the event's id and how many subscribers it was queued for.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    id: &'a str,
+    subscribers: u64,
+}
+
+impl<'a> From<&'a Published> for Answer<'a> {
+    fn from(published: &'a Published) -> Self {
+        Self {
+            id: &published.id,
+            subscribers: published.subscribers,
+        }
+    }
+}
+
 /// The body formats a publish may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -54,10 +71,7 @@ enum Format {
 /// Handles a publish request.
 pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
     match publish(request, context).await {
-        Ok(published) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "id": published.id, "subscribers": published.subscribers }),
-        ),
+        Ok(published) => json(StatusCode::OK, &Answer::from(&published)),
         Err(e) => {
             tracing::debug!(error = %e, "publish refused");
             error::response(e.status(), &e.to_string())
@@ -65,10 +79,7 @@ pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<F
     }
 }
 
-async fn publish(
-    request: Request<Incoming>,
-    context: &Context,
-) -> Result<crate::broadcast::Published, PublishError> {
+async fn publish(request: Request<Incoming>, context: &Context) -> Result<Published, PublishError> {
     let format = format(request.headers().get(CONTENT_TYPE))?;
     let limit = context.max_body_bytes;
     let declared = request
@@ -78,20 +89,48 @@ async fn publish(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(PublishError::TooLarge(limit));
     }
-    let body = Limited::new(request.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| match e.downcast_ref::<LengthLimitError>() {
-            Some(_) => PublishError::TooLarge(limit),
-            None => PublishError::Body(e.to_string()),
-        })?
-        .to_bytes();
+    let body = read_body(request.into_body(), limit, declared).await?;
     let event = parse(format, &body)?.validate()?;
     context
         .broadcaster
         .publish(event)
         .await
         .map_err(|_| PublishError::Closed)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes. A body in one frame (the usual case)
+/// is kept as it is; several are joined into one buffer sized from `Content-Length`.
+async fn read_body(
+    body: Incoming,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Bytes, PublishError> {
+    let mut body = Limited::new(body, limit);
+    let mut joined: Option<BytesMut> = None;
+    let mut first: Option<Bytes> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| match e.downcast_ref::<LengthLimitError>() {
+            Some(_) => PublishError::TooLarge(limit),
+            None => PublishError::Body(e.to_string()),
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        match (&mut joined, first.take()) {
+            (Some(joined), _) => joined.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(earlier)) => {
+                let capacity = declared
+                    .map_or(0, |n| n as usize)
+                    .max(earlier.len() + data.len());
+                let mut buf = BytesMut::with_capacity(capacity);
+                buf.extend_from_slice(&earlier);
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
+            }
+        }
+    }
+    Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
 }
 
 fn format(content_type: Option<&hyper::header::HeaderValue>) -> Result<Format, PublishError> {
