@@ -188,6 +188,7 @@ async function publish() {
 function fmt(key, v) {
   if (typeof v !== 'number') return typeof v === 'object' ? JSON.stringify(v) : String(v);
   if (/bytes/.test(key)) return v >= 1048576 ? `${(v / 1048576).toFixed(1)} MiB` : `${(v / 1024).toFixed(1)} KiB`;
+  if (key === 'pid') return String(v);
   return v.toLocaleString('en-US');
 }
 

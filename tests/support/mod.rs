@@ -274,3 +274,138 @@ impl Stream {
         self.buf
     }
 }
+
+/// A TCP proxy in front of a server that the test can cut, as a network would: [`Proxy::cut`]
+/// ends every connection through it at once and closes new ones on arrival, until
+/// [`Proxy::restore`]. The server sees its peers hang up; the clients see their streams end and
+/// their reconnects fail, then succeed.
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// Whether the network is cut; every connection watches it.
+    cut: tokio::sync::watch::Sender<bool>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts a proxy on 127.0.0.1 that forwards every connection to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cuts) = tokio::sync::watch::channel(false);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cuts.borrow() {
+                    continue; // dropped: the client sees its connection close at once
+                }
+                let mut cuts = cuts.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    // `wait_for` also returns at once if the cut came before this line.
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, cut, accept }
+    }
+
+    /// Ends every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut.send_replace(true);
+        self.accept.abort();
+    }
+}
+
+/// Runs `command` to completion within `deadline`; panics with its output unless it succeeds.
+/// For the one-time installs of test dependencies (`npm ci`, `pip install`).
+pub fn run_to_completion(command: &mut std::process::Command, deadline: Duration) {
+    use std::process::Stdio;
+    let what = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {what}: {err}"));
+    // Drain both pipes on threads so a chatty installer never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(
+        status.success(),
+        "{what} failed ({status}):\n{stdout}\n{stderr}"
+    );
+}
+
+/// Makes `dir` exist, safely when several tests or test processes race: `build` gets an empty
+/// scratch directory beside `dir` and returns the finished directory it made in there, which is
+/// then renamed to `dir`. The first rename wins (a rename onto a directory that exists fails, and
+/// the loser throws its copy away), so `dir` is either complete or absent.
+pub fn install_atomically(
+    dir: &std::path::Path,
+    build: impl FnOnce(&std::path::Path) -> std::path::PathBuf,
+) {
+    if dir.exists() {
+        return;
+    }
+    let parent = dir.parent().expect("an install dir has a parent");
+    let name = dir.file_name().unwrap().to_string_lossy();
+    let scratch = parent.join(format!(".staging-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let built = build(&scratch);
+    if std::fs::rename(&built, dir).is_err() {
+        assert!(dir.exists(), "cannot move {built:?} to {dir:?}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// Binds `addr` again once a stopped server has let go of it, to start the next one on the same
+/// port (tokio sets `SO_REUSEADDR`, so connections in `TIME_WAIT` do not stand in the way).
+pub async fn bind_again(addr: SocketAddr) -> TcpListener {
+    let deadline = Instant::now() + STEP;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(err) if Instant::now() > deadline => panic!("cannot bind {addr} again: {err}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}

@@ -1,0 +1,284 @@
+// Drives Debian's headless Chromium through one scenario of tests/browser.rs.
+//
+// The Rust tests run it; by hand it is `node driver.mjs <scenario> <base-url> [<options JSON>]`
+// against a running ssecast, answering each step with a line on stdin (`{}` will do for most).
+// It speaks JSON lines: at each point where the test must act (publish, stop the server, cut the
+// network) it prints `{"step": "<name>", ...}` on stdout and waits for one line on stdin; its last
+// line is `{"step": "done", ...}` with what the page showed. The driver only waits, with
+// deadlines, for the page to reach each state and reports what it saw; the test asserts.
+// Exit status: 0 after "done", 1 when a wait fails (the reason is on stderr), 2 when the whole
+// scenario overruns, 3 when the test went away (stdin closed).
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const WAIT_MS = 15_000; // one state of the page
+const SCENARIO_MS = 90_000; // a whole scenario, should the test never answer
+
+// ---- talking to the test --------------------------------------------------------
+
+const replies = [];
+const waiting = [];
+let stdinClosed = false;
+const stdin = createInterface({ input: process.stdin });
+stdin.on('line', (line) => {
+  const reply = JSON.parse(line);
+  if (waiting.length) waiting.shift()(reply);
+  else replies.push(reply);
+});
+stdin.on('close', () => {
+  stdinClosed = true;
+  while (waiting.length) waiting.shift()(null);
+  // The test went away (it failed, or was killed): close the browser rather than wait.
+  if (!finishing) stop(3);
+});
+
+/** Reports a step to the test and resolves with its answer. */
+async function step(name, report = {}) {
+  process.stdout.write(JSON.stringify({ step: name, ...report }) + '\n');
+  const reply = replies.length
+    ? replies.shift()
+    : stdinClosed ? null : await new Promise((resolve) => waiting.push(resolve));
+  if (reply === null) throw Object.assign(new Error(`the test went away at step ${name}`), { code: 3 });
+  return reply;
+}
+
+// ---- reading the demo page ------------------------------------------------------
+
+/** The log's entries in arrival order (the page shows the newest first). */
+function entries(page) {
+  return page.$$eval('#log .entry', (lis) => lis.reverse().map((li) => ({
+    id: li.dataset.id,
+    type: li.dataset.type,
+    data: li.querySelector('.data').textContent,
+  })));
+}
+
+function waitEntries(page, count) {
+  return page.waitForFunction(
+    (n) => document.querySelectorAll('#log .entry').length >= n, count, { timeout: WAIT_MS });
+}
+
+function waitState(page, state) {
+  return page.waitForSelector(`#state[data-state="${state}"]`, { timeout: WAIT_MS });
+}
+
+/** Records every banner the page shows, in `window.banners`: a state can come and go between
+ *  two looks (the "back" banner hides itself after 5 s). */
+function watchBanner(page) {
+  return page.evaluate(() => {
+    window.banners = [];
+    const banner = document.querySelector('#banner');
+    const record = () => {
+      const last = window.banners[window.banners.length - 1];
+      const shown = banner.hidden ? null : { kind: banner.className, text: banner.textContent };
+      if (shown && !(last && last.kind === shown.kind && last.text === shown.text)) {
+        window.banners.push(shown);
+      }
+    };
+    new MutationObserver(record).observe(banner, {
+      attributes: true, childList: true, characterData: true, subtree: true,
+    });
+    record();
+  });
+}
+
+/** Waits until the page has shown a banner of `kind` (`down` or `up`) since `watchBanner`. */
+function waitBanner(page, kind) {
+  return page.waitForFunction(
+    (k) => window.banners.some((b) => b.kind === k), kind, { timeout: WAIT_MS });
+}
+
+/** Publishes from the page's own form and returns what the page says about it. */
+async function publishFromForm(page, topic, data, event = '') {
+  await page.fill('#pub-topic', topic);
+  await page.fill('#pub-event', event);
+  await page.fill('#pub-data', data);
+  const before = await page.textContent('#pub-result');
+  await page.click('#publish');
+  await page.waitForFunction(
+    (old) => document.querySelector('#pub-result').textContent !== old, before, { timeout: WAIT_MS });
+  return {
+    ok: await page.$eval('#pub-result', (p) => p.className === 'ok'),
+    text: await page.textContent('#pub-result'),
+  };
+}
+
+// ---- scenarios --------------------------------------------------------------------
+// Each gets (page, base URL, options) and returns the "done" report.
+
+const scenarios = {
+  /** Subscribe, publish from the form, then the test publishes with curl. */
+  async publish(page, base) {
+    await page.goto(`${base}/?topic=news`);
+    await waitState(page, 'open');
+    await step('subscribed');
+    const form = await publishFromForm(page, 'news', 'from the form');
+    await waitEntries(page, 1);
+    await step('published', { form });
+    await waitEntries(page, 2);
+    return { form, entries: await entries(page) };
+  },
+
+  /** The server stops and starts again on the same port; the page reconnects and shows a gap. */
+  async restart(page, base) {
+    await page.goto(`${base}/?topic=news`);
+    await waitState(page, 'open');
+    await watchBanner(page);
+    await step('subscribed'); // the test publishes one event
+    await waitEntries(page, 1);
+    await step('received'); // the test stops the server
+    await waitState(page, 'reconnecting');
+    await waitBanner(page, 'down');
+    await step('down'); // the test starts a new server on the same port
+    await page.waitForSelector('#log .entry.gap', { timeout: WAIT_MS });
+    await waitState(page, 'open');
+    await step('reconnected'); // the test publishes one more event
+    await waitEntries(page, 3);
+    await waitBanner(page, 'up');
+    return { banners: await page.evaluate(() => window.banners), entries: await entries(page) };
+  },
+
+  /** The network drops the stream while the server stays up; the page resumes from history. */
+  async catchup(page, base) {
+    await page.goto(`${base}/?topic=news`);
+    await waitState(page, 'open');
+    await watchBanner(page);
+    await step('subscribed'); // the test publishes one event
+    await waitEntries(page, 1);
+    await step('received'); // the test cuts the network and publishes while it is down
+    await waitState(page, 'reconnecting');
+    await waitBanner(page, 'down');
+    await step('down'); // the test restores the network
+    await waitState(page, 'open');
+    await step('reconnected'); // the test publishes one more event, live
+    await waitEntries(page, 4);
+    await waitBanner(page, 'up');
+    return { banners: await page.evaluate(() => window.banners), entries: await entries(page) };
+  },
+
+  /** One page, many EventSources over distinct host names, every one gets every event. */
+  async fanout(page, base, { sources, hosts, topic, events }) {
+    // A blank page of the server's own: the EventSources are cross-origin, hence --cors-origin.
+    await page.goto(`${base}/healthz`);
+    const port = new URL(base).port;
+    await page.evaluate(({ sources, hosts, topic, port }) => {
+      window.fan = { opened: 0, errors: 0, received: [] };
+      for (let i = 0; i < sources; i++) {
+        // Chromium resolves *.localhost to loopback itself, and allows 6 HTTP/1.1
+        // connections per host: so a host name for every few sources.
+        const url = `http://h${i % hosts}.localhost:${port}/events?topic=${topic}`;
+        const source = new EventSource(url);
+        const ids = [];
+        window.fan.received.push(ids);
+        source.onopen = () => { window.fan.opened++; };
+        source.onerror = () => { window.fan.errors++; };
+        source.onmessage = (e) => { ids.push(e.lastEventId); };
+      }
+    }, { sources, hosts, topic, port });
+    await page.waitForFunction((n) => window.fan.opened === n, sources, { timeout: WAIT_MS });
+    await step('open', { opened: sources }); // the test publishes the events
+    await page.waitForFunction(
+      (n) => window.fan.received.every((ids) => ids.length >= n), events, { timeout: WAIT_MS },
+    ).catch(() => { /* report what arrived; the test says what is missing */ });
+    const fan = await page.evaluate(() => window.fan);
+    return fan;
+  },
+
+  /** The demo page with a few events in its log, as a picture. */
+  async screenshot(page, base, { path }) {
+    await page.goto(`${base}/?topic=news&topic=alerts&type=score`);
+    await waitState(page, 'open');
+    await step('subscribed'); // the test publishes a few events
+    await waitEntries(page, 5);
+    const form = await publishFromForm(page, 'alerts', 'Deploy finished: all green');
+    await waitEntries(page, 6);
+    await page.waitForFunction(
+      () => document.querySelector('#subscribers').textContent === '1', null, { timeout: WAIT_MS });
+    await page.waitForFunction(() => document.querySelectorAll('#stats div').length > 0);
+    await page.screenshot({ path });
+    return { form, entries: await entries(page), path };
+  },
+};
+
+// ---- main ---------------------------------------------------------------------------
+
+let context = null; // the browser, once launched
+let profile = null; // its fresh user data dir
+let finishing = false; // past the report: stdin closing is the test's goodbye, not a failure
+let stopping = false;
+
+/** Closes the browser, removes its profile and exits with `code`; the first call wins. */
+async function stop(code) {
+  if (stopping) return;
+  stopping = true;
+  finishing = true;
+  stdin.close();
+  if (context) await context.close().catch(() => {});
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  process.exit(code);
+}
+
+async function main() {
+  const [name, base, options = '{}'] = process.argv.slice(2);
+  const scenario = scenarios[name];
+  if (!scenario || !base) {
+    throw new Error(`usage: node driver.mjs <${Object.keys(scenarios).join('|')}> <base-url> [options]`);
+  }
+  profile = mkdtempSync(join(tmpdir(), 'ssecast-chromium-'));
+  setTimeout(() => {
+    console.error(`scenario ${name} overran ${SCENARIO_MS} ms`);
+    stop(2);
+  }, SCENARIO_MS).unref();
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1200, height: 800 },
+  });
+  const page = context.pages()[0] ?? await context.newPage();
+  // What the page itself reports: its errors, and the Last-Event-ID of each answered subscribe.
+  const problems = [];
+  const subscribes = [];
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('response', (response) => {
+    // The fan-out scenario makes hundreds of subscribes; they are not reported.
+    const request = response.request();
+    if (name === 'fanout' || new URL(request.url()).pathname !== '/events') return;
+    // allHeaders() has what went on the wire (Blink adds Last-Event-ID below the page), known
+    // for a request that was answered; attempts that failed to connect are not reported.
+    const unknown = new Promise((resolve) => setTimeout(resolve, 2000, null));
+    subscribes.push(Promise.race([request.allHeaders(), unknown]).then((headers) => ({
+      url: request.url(),
+      status: response.status(),
+      lastEventId: headers ? headers['last-event-id'] ?? null : '(headers unknown)',
+    })));
+  });
+  const report = await scenario(page, base, JSON.parse(options));
+  if (name !== 'fanout') report.subscribes = await Promise.all(subscribes);
+  const done = { problems, ...report };
+  finishing = true;
+  process.stdout.write(JSON.stringify({ step: 'done', ...done }) + '\n');
+}
+
+main().then(
+  () => stop(0),
+  (err) => {
+    console.error(err && err.stack ? err.stack : String(err));
+    stop(err && err.code === 3 ? 3 : 1);
+  },
+);

@@ -1,0 +1,336 @@
+//! The client examples in `examples/`, each run as a user would run it, against a server this
+//! test starts: the publishers' events must reach a subscriber, and the Python subscriber must
+//! print every event exactly once, in order, across dropped connections.
+//!
+//! The Python examples run in a venv under `target/tmp/`, made once (`python3 -m venv`, then
+//! `pip install -r examples/requirements.txt`) and remade when the requirements change. Needs
+//! `python3` with its `venv` module (`apt-get install python3-venv`) and `curl`.
+
+mod support;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{bind_again, install_atomically, run_to_completion, timed, Proxy, Server};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+use tokio::task::JoinHandle;
+
+/// How long making the venv and installing the requirements may take on a fresh machine.
+const PIP_INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// The venv's Python, with `examples/requirements.txt` installed; made once per test process.
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let requirements = examples_dir().join("requirements.txt");
+        let version = Command::new("python3")
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .expect("the Python examples need python3: apt-get install python3 python3-venv");
+        // A venv per set of requirements and Python version: an edit makes a new one.
+        let mut hasher = DefaultHasher::new();
+        std::fs::read(&requirements).unwrap().hash(&mut hasher);
+        version.stdout.hash(&mut hasher);
+        let name = format!("examples-venv-{:016x}", hasher.finish());
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        install_atomically(&venv, |scratch| {
+            let staged = scratch.join("venv");
+            run_to_completion(
+                Command::new("python3").args(["-m", "venv"]).arg(&staged),
+                PIP_INSTALL_TIMEOUT,
+            );
+            run_to_completion(
+                Command::new(staged.join("bin/python"))
+                    .args(["-m", "pip", "install", "--quiet", "-r"])
+                    .arg(&requirements)
+                    .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+                PIP_INSTALL_TIMEOUT,
+            );
+            staged
+        });
+        venv.join("bin/python")
+    })
+}
+
+/// Runs a finished example (`program` with `args`) against the server at `addr`.
+async fn run(program: &Path, args: &[&str], addr: SocketAddr) -> std::process::Output {
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .env("SSECAST_URL", format!("http://{addr}"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    timed("example", output).await.expect("the example runs")
+}
+
+/// The `id`, `event` and `data` (lines joined) of one frame.
+fn fields(frame: &str) -> (String, String, String) {
+    let (mut id, mut event, mut data) = (String::new(), "message".to_owned(), Vec::new());
+    for line in frame.lines().filter(|line| !line.is_empty()) {
+        match line.split_once(": ") {
+            Some(("id", value)) => id = value.to_owned(),
+            Some(("event", value)) => event = value.to_owned(),
+            Some(("data", value)) => data.push(value),
+            _ => panic!("unexpected line {line:?} in {frame:?}"),
+        }
+    }
+    (id, event, data.join("\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_sh_sends_a_form_event_and_a_json_event() {
+    let server = Server::start(&[]).await;
+    let mut stream = server.subscribe("/events?topic=news", "").await;
+    server.wait_for_stat("subscribers", 1).await;
+    let output = run(&examples_dir().join("publish.sh"), &["news"], server.addr).await;
+    assert!(output.status.success(), "publish.sh: {output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let answers: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{stdout}");
+    for answer in &answers {
+        assert_eq!(answer["subscribers"], 1, "{answer}");
+    }
+
+    let form = fields(&stream.event().await);
+    assert_eq!(form.0, answers[0]["id"].as_str().unwrap());
+    assert_eq!(form.1, "message");
+    assert_eq!(form.2, "hello from curl\na second line");
+    let json = fields(&stream.event().await);
+    assert_eq!(json.0, answers[1]["id"].as_str().unwrap());
+    assert_eq!(json.1, "score");
+    let data: Value = serde_json::from_str(&json.2).unwrap();
+    assert_eq!(data, json!({"home": 2, "away": 1}));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_py_sends_an_event_and_prints_its_id() {
+    let python = python();
+    let server = Server::start(&[]).await;
+    let mut stream = server.subscribe("/events?topic=news", "").await;
+    server.wait_for_stat("subscribers", 1).await;
+    let script = examples_dir().join("publish.py");
+    let args = [
+        script.to_str().unwrap(),
+        "news",
+        "hello from python",
+        "--event",
+        "note",
+    ];
+    let output = run(python, &args, server.addr).await;
+    assert!(output.status.success(), "publish.py: {output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let id = stdout
+        .strip_prefix("published ")
+        .and_then(|rest| rest.strip_suffix(" to 1 subscriber\n"))
+        .unwrap_or_else(|| panic!("unexpected output {stdout:?}"));
+    assert_eq!(
+        fields(&stream.event().await),
+        (
+            id.to_owned(),
+            "note".to_owned(),
+            "hello from python".to_owned()
+        )
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_py_prints_the_servers_refusal_and_fails() {
+    let python = python();
+    let server = Server::start(&[]).await;
+    let script = examples_dir().join("publish.py");
+    let output = run(python, &[script.to_str().unwrap(), "news", ""], server.addr).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "refused (400): data is required and must not be empty\n"
+    );
+    server.stop().await;
+}
+
+/// A running `subscribe.py`, read line by line.
+struct Subscriber {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: JoinHandle<String>,
+}
+
+impl Subscriber {
+    /// Starts `subscribe.py` for `topics` against the server (or proxy) at `addr`.
+    fn start(topics: &[&str], addr: SocketAddr) -> Subscriber {
+        let mut child = tokio::process::Command::new(python())
+            .arg(examples_dir().join("subscribe.py"))
+            .args(topics)
+            .env("SSECAST_URL", format!("http://{addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python runs");
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Subscriber {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The next line it prints.
+    async fn line(&mut self) -> String {
+        match timed("subscribe.py prints", self.stdout.next_line()).await {
+            Ok(Some(line)) => line,
+            other => panic!("subscribe.py stopped printing: {other:?}"),
+        }
+    }
+
+    /// Stops it as a service manager would, with SIGTERM (SIGINT, Ctrl-C, may be ignored when
+    /// the test runs in the background); returns its exit status, what it printed on stdout
+    /// since the last [`Subscriber::line`], and all it said on stderr.
+    async fn stop(mut self) -> (ExitStatus, String, String) {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let status = timed("subscribe.py exits", self.child.wait())
+            .await
+            .unwrap();
+        let mut rest = String::new();
+        while let Ok(Some(line)) = self.stdout.next_line().await {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        (status, rest, timed("stderr", self.stderr).await.unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_py_prints_every_event_once_in_order_across_dropped_connections() {
+    const EVENTS: usize = 80;
+    python();
+    let server = Server::start(&[]).await;
+    let proxy = Proxy::start(server.addr).await;
+    let mut subscriber = Subscriber::start(&["news"], proxy.addr);
+    server.wait_for_stat("subscribers", 1).await;
+
+    // Events go out steadily on another task while the network drops the subscriber twice.
+    let published = Arc::new(AtomicUsize::new(0));
+    let publisher = tokio::spawn({
+        let (client, published) = (*server, published.clone());
+        async move {
+            let mut ids = Vec::with_capacity(EVENTS);
+            for n in 0..EVENTS {
+                let answer = client
+                    .publish(json!({"topic": "news", "data": format!("event {n}")}))
+                    .await;
+                ids.push(answer["id"].as_str().unwrap().to_owned());
+                published.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            ids
+        }
+    });
+    let mut printed = Vec::new();
+    for cut_after in [10, 30] {
+        while printed.len() < cut_after {
+            printed.push(subscriber.line().await);
+        }
+        proxy.cut();
+        server.wait_for_stat("subscribers", 0).await;
+        // Some events are published while it is away, to be replayed from history.
+        let away = published.load(Ordering::SeqCst);
+        timed("publishes while cut", async {
+            while published.load(Ordering::SeqCst) < (away + 3).min(EVENTS) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        proxy.restore();
+    }
+    let ids = timed("publisher", publisher).await.unwrap();
+    while printed.len() < EVENTS {
+        printed.push(subscriber.line().await);
+    }
+
+    let expected: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| format!("{id} message event {n}"))
+        .collect();
+    assert_eq!(printed, expected);
+    let (status, rest, stderr) = subscriber.stop().await;
+    eprintln!("subscribe.py said on stderr:\n{stderr}"); // shown if the test fails
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(rest, "", "printed more than the events");
+    assert!(
+        stderr.matches(", resuming after ").count() >= 2,
+        "no resume in {stderr}"
+    );
+    assert!(!stderr.contains("gap"), "{stderr}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_py_reports_the_gap_after_a_server_restart() {
+    python();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::start_on(listener, &[]);
+    let mut subscriber = Subscriber::start(&["news"], addr);
+    server.wait_for_stat("subscribers", 1).await;
+    let before = server
+        .publish(json!({"topic": "news", "data": "before"}))
+        .await;
+    let before = before["id"].as_str().unwrap();
+    assert_eq!(subscriber.line().await, format!("{before} message before"));
+
+    server.stop().await;
+    let server = Server::start_on(bind_again(addr).await, &[]);
+    server.wait_for_stat("subscribers", 1).await;
+    let after = server
+        .publish(json!({"topic": "news", "data": "after"}))
+        .await;
+    let after = after["id"].as_str().unwrap();
+    assert_eq!(subscriber.line().await, format!("{after} message after"));
+
+    let (status, rest, stderr) = subscriber.stop().await;
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(rest, "");
+    let gap = format!("gap: events after {before} were missed; the server holds no history");
+    assert!(stderr.contains(&gap), "no {gap:?} in {stderr}");
+    server.stop().await;
+}
+
+#[test]
+fn every_example_begins_with_what_it_shows_and_how_to_run_it() {
+    for name in ["publish.sh", "publish.py", "subscribe.py"] {
+        let text = std::fs::read_to_string(examples_dir().join(name)).unwrap();
+        let head: String = text.lines().take(20).collect::<Vec<_>>().join("\n");
+        assert!(text.starts_with("#!"), "{name} has no #! line");
+        assert!(head.contains("Run"), "{name} does not say how to run it");
+    }
+}
