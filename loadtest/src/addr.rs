@@ -1,0 +1,104 @@
+//! Source addresses for client sockets: 127.0.0.1, then 127.0.0.2, ... as ports run short.
+//!
+//! Loopback has one source address per target unless the client picks others, and one address
+//! gives at most the ephemeral port range (about 28,000 ports here) of connections to one
+//! target. Connection `i` of a run uses address `i / per_address`; a socket on the first
+//! address is left unbound, so the kernel picks its port at `connect` and may reuse ports in
+//! `TIME_WAIT` from earlier runs, while later addresses are bound before connecting.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The most loopback addresses a run spreads over (127.0.0.1 ..= 127.0.0.254).
+pub const MAX_ADDRESSES: usize = 254;
+
+/// Chooses the source address of each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    /// The target; only IPv4 loopback targets are spread.
+    target: IpAddr,
+    /// Connections per source address before moving to the next.
+    pub per_address: usize,
+}
+
+impl Spread {
+    /// A spread for connections to `target`, `per_address` connections per source address.
+    pub fn new(target: IpAddr, per_address: usize) -> Spread {
+        Spread {
+            target,
+            per_address: per_address.max(1),
+        }
+    }
+
+    /// The address slot of connection `index`, before any skipping.
+    pub fn slot(&self, index: usize) -> usize {
+        index / self.per_address
+    }
+
+    /// The source address to bind for address slot `slot`: `None` leaves the socket unbound
+    /// (slot 0, or a target that is not IPv4 loopback); past the last address, `None` too,
+    /// and the caller reports the shortage.
+    pub fn source(&self, slot: usize) -> Option<SocketAddr> {
+        match self.target {
+            IpAddr::V4(ip) if ip.is_loopback() && slot > 0 && slot < MAX_ADDRESSES => {
+                let last = u8::try_from(slot + 1).ok()?;
+                Some(SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)),
+                    0,
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// True if `slot` is a usable address for this target.
+    pub fn has_slot(&self, slot: usize) -> bool {
+        match self.target {
+            IpAddr::V4(ip) if ip.is_loopback() => slot < MAX_ADDRESSES,
+            _ => slot == 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spread;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    fn v4(last: u8) -> Option<SocketAddr> {
+        Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)),
+            0,
+        ))
+    }
+
+    #[test]
+    fn fills_one_address_then_the_next() {
+        let spread = Spread::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 20_000);
+        assert_eq!(spread.slot(0), 0);
+        assert_eq!(spread.slot(19_999), 0);
+        assert_eq!(spread.slot(20_000), 1);
+        assert_eq!(spread.slot(45_000), 2);
+        assert_eq!(
+            spread.source(0),
+            None,
+            "first address: kernel picks at connect"
+        );
+        assert_eq!(spread.source(1), v4(2));
+        assert_eq!(spread.source(2), v4(3));
+        assert_eq!(spread.source(253), v4(254));
+        assert_eq!(spread.source(254), None);
+        assert!(spread.has_slot(253) && !spread.has_slot(254));
+    }
+
+    #[test]
+    fn ipv6_loopback_is_not_spread() {
+        let spread = Spread::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 10);
+        assert_eq!(spread.source(1), None);
+        assert!(spread.has_slot(0) && !spread.has_slot(1));
+    }
+
+    #[test]
+    fn zero_per_address_is_one() {
+        assert_eq!(Spread::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).slot(3), 3);
+    }
+}

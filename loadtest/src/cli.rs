@@ -1,0 +1,388 @@
+//! Command-line flags, their bounds, and how they become a [`Run`](crate::scenario::Run).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Error;
+use crate::fleet::ClientOptions;
+use crate::scenario::{self, Run};
+use crate::target::{Publish, Target, Url, DEFAULT_BODY};
+use crate::ui::Ui;
+
+/// Measures an SSE server from this machine: memory per subscriber, fan-out latency, lost
+/// events, memory after spikes. Loopback targets only; every run is bounded and stops itself.
+#[derive(Debug, Parser)]
+#[command(name = "ssecast-loadtest", version)]
+pub struct Cli {
+    /// The scenario.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open N idle subscribers; server memory per subscriber (user space, kernel), then close.
+    Connect(ConnectCmd),
+    /// Publish at a steady rate to N subscribers; latency, throughput, CPU, lost events.
+    Fanout(FanoutCmd),
+    /// One event at a time to N subscribers; time to the first, median and last one.
+    Single(SingleCmd),
+    /// Big then small connection spikes; how fast server RSS comes back down.
+    Pulse(PulseCmd),
+    /// `single` or `connect` against the built-in floor broadcaster.
+    Floor {
+        /// The scenario to run against the floor.
+        #[command(subcommand)]
+        scenario: FloorScenario,
+    },
+    /// Serve the floor broadcaster (for compare.sh): prints `listening ADDR`.
+    ServeFloor(ServeFloorCmd),
+    /// A client process of a larger run, driven over stdin/stdout.
+    #[command(hide = true)]
+    Worker,
+}
+
+/// The scenarios the floor runs.
+#[derive(Debug, Subcommand)]
+pub enum FloorScenario {
+    /// One event at a time against the floor.
+    Single(SingleCmd),
+    /// Idle subscribers against the floor.
+    Connect(ConnectCmd),
+}
+
+/// Flags every scenario takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Subscribe URL (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8080/events?topic=load")]
+    pub url: String,
+    /// Server PIDs to measure, summed (default: `pid` from `GET /stats` on the URL's host).
+    #[arg(long, value_delimiter = ',')]
+    pub pid: Vec<u32>,
+    /// Publish URL; `{topic}` is replaced [default: http://<host:port>/publish].
+    #[arg(long)]
+    pub publish_url: Option<String>,
+    /// Publish body template; `{data}` and `{topic}` are replaced.
+    #[arg(long, default_value = DEFAULT_BODY)]
+    pub publish_body: String,
+    /// Content type of the publish body.
+    #[arg(long, default_value = "application/json")]
+    pub publish_content_type: String,
+    /// Topic to publish to (the URL's must match).
+    #[arg(long, default_value = "load")]
+    pub topic: String,
+    /// New connections per second.
+    #[arg(long, default_value_t = 5000.0, value_parser = rate(1.0, 50_000.0))]
+    pub rate: f64,
+    /// Client threads per process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub client_threads: u16,
+    /// Subscribers per client process at most (one process holds about 19,900 sockets here).
+    #[arg(long, default_value_t = 19_000, value_parser = clap::value_parser!(u32).range(10..=19_900))]
+    pub per_process: u32,
+    /// Connections per loopback source address before moving to the next (127.0.0.2, ...).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(10..=28_000))]
+    pub per_address: u32,
+    /// How the client closes connections: `rst` leaves no TIME_WAIT behind (repeatable runs,
+    /// clean kernel figures); `fin` closes like a browser.
+    #[arg(long, default_value = "rst", value_parser = ["rst", "fin"])]
+    pub close: String,
+    /// Name of the server in reports.
+    #[arg(long, default_value = "server")]
+    pub name: String,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw server RSS and connections over time into this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `connect` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectCmd {
+    /// Flags every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscribers to open.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=250_000))]
+    pub subscribers: u32,
+    /// How long to hold them open.
+    #[arg(long, default_value = "10s", value_parser = duration(3600))]
+    pub hold: Duration,
+    /// How long after closing to read memory again.
+    #[arg(long, default_value = "10s", value_parser = duration(600))]
+    pub settle: Duration,
+    /// Also run the floor server with the same client, and show the ratios.
+    #[arg(long)]
+    pub with_floor: bool,
+}
+
+/// `single` flags.
+#[derive(Debug, Clone, Args)]
+pub struct SingleCmd {
+    /// Flags every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscribers.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=250_000))]
+    pub subscribers: u32,
+    /// Events, one at a time.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=scenario::single::MAX_EVENTS as i64))]
+    pub events: u32,
+    /// Event data size in bytes (at least the stamp).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub size: u32,
+    /// The longest wait for one event to reach everyone.
+    #[arg(long, default_value = "10s", value_parser = duration(600))]
+    pub event_timeout: Duration,
+    /// Pause after each event has reached everyone.
+    #[arg(long, default_value = "200ms", value_parser = duration(60))]
+    pub gap: Duration,
+    /// Also run the floor server with the same client, and show the ratios.
+    #[arg(long)]
+    pub with_floor: bool,
+    /// With `--with-floor`, alternate server and floor runs this many times and report the
+    /// median of each figure: runs minutes apart differ by more than the servers do.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub rounds: u32,
+}
+
+/// `fanout` flags.
+#[derive(Debug, Clone, Args)]
+pub struct FanoutCmd {
+    /// Flags every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscribers.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=250_000))]
+    pub subscribers: u32,
+    /// Events published per second.
+    #[arg(long, value_parser = rate(0.1, 100_000.0))]
+    pub events_per_second: f64,
+    /// How long to publish.
+    #[arg(long, default_value = "10s", value_parser = duration(600))]
+    pub duration: Duration,
+    /// Event data size in bytes (at least the stamp).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub size: u32,
+    /// Keep-alive publish connections, used in turn (requests are pipelined on each). With
+    /// more than one, events in flight together may arrive reordered.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub publish_connections: u16,
+}
+
+/// `pulse` flags.
+#[derive(Debug, Clone, Args)]
+pub struct PulseCmd {
+    /// Flags every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscribers in a big pulse.
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u32).range(1..=250_000))]
+    pub big: u32,
+    /// Subscribers in a small pulse.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=250_000))]
+    pub small: u32,
+    /// Big pulses.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub pulses: u32,
+    /// Small pulses after the big ones.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=50))]
+    pub small_pulses: u32,
+    /// How long each pulse holds its connections.
+    #[arg(long, default_value = "20s", value_parser = duration(3600))]
+    pub hold: Duration,
+    /// How long RSS is watched after each close (at least 11 s, to see +10 s).
+    #[arg(long, default_value = "15s", value_parser = duration(3600))]
+    pub pause: Duration,
+}
+
+/// `serve-floor` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ServeFloorCmd {
+    /// Loopback address to listen on (port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Writer threads [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
+}
+
+fn duration(max_seconds: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |text| {
+        let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+        if d > Duration::from_secs(max_seconds) {
+            return Err(format!("at most {max_seconds} s"));
+        }
+        Ok(d)
+    }
+}
+
+fn rate(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |text| {
+        let value: f64 = text.parse().map_err(|_| format!("not a number: {text}"))?;
+        if !(min..=max).contains(&value) {
+            return Err(format!("between {min} and {max}"));
+        }
+        Ok(value)
+    }
+}
+
+impl Common {
+    /// The server these flags describe; asks `/stats` for its PID unless `--pid` was given.
+    pub fn target(&self) -> Result<Target, Error> {
+        let subscribe = Url::parse(&self.url)?;
+        let publish_url = match &self.publish_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}/publish", subscribe.host),
+        };
+        let pids = if self.pid.is_empty() {
+            vec![crate::http::stats_pid(subscribe.addr, &subscribe.host)?]
+        } else {
+            self.pid.clone()
+        };
+        for &pid in &pids {
+            crate::probe::process_memory(pid)?;
+        }
+        Ok(Target {
+            name: self.name.clone(),
+            publish: Publish {
+                url: Url::parse(&publish_url)?,
+                body_template: self.publish_body.clone(),
+                content_type: self.publish_content_type.clone(),
+            },
+            subscribe,
+            topic: self.topic.clone(),
+            pids,
+        })
+    }
+
+    /// A run against `target` with these flags, for up to `per_event` timed events.
+    pub fn run(&self, target: Target, per_event: usize) -> Run {
+        Run {
+            target,
+            client: ClientOptions {
+                threads: usize::from(self.client_threads),
+                rate: self.rate,
+                per_process: self.per_process as usize,
+                per_address: self.per_address as usize,
+                per_event,
+                reset: self.close == "rst",
+            },
+            ui: Ui {
+                progress: !self.quiet,
+            },
+            svg: self.svg.clone(),
+        }
+    }
+}
+
+impl ConnectCmd {
+    /// The scenario's arguments.
+    pub fn args(&self) -> scenario::connect::Args {
+        scenario::connect::Args {
+            subscribers: self.subscribers as usize,
+            hold: self.hold,
+            settle: self.settle,
+        }
+    }
+}
+
+impl SingleCmd {
+    /// The scenario's arguments.
+    pub fn args(&self) -> scenario::single::Args {
+        scenario::single::Args {
+            subscribers: self.subscribers as usize,
+            events: self.events as usize,
+            size: self.size as usize,
+            event_timeout: self.event_timeout,
+            gap: self.gap,
+        }
+    }
+}
+
+impl FanoutCmd {
+    /// The scenario's arguments.
+    pub fn args(&self) -> scenario::fanout::Args {
+        scenario::fanout::Args {
+            subscribers: self.subscribers as usize,
+            rate: self.events_per_second,
+            duration: self.duration,
+            size: self.size as usize,
+            publish_connections: usize::from(self.publish_connections),
+        }
+    }
+}
+
+impl PulseCmd {
+    /// The scenario's arguments, or why they make no sense.
+    pub fn args(&self) -> Result<scenario::pulse::Args, Error> {
+        if self.pause < Duration::from_secs(11) {
+            return Err(Error::Flag(
+                "--pause must be at least 11s to see RSS at +10 s".into(),
+            ));
+        }
+        Ok(scenario::pulse::Args {
+            big: self.big as usize,
+            small: self.small as usize,
+            pulses: self.pulses as usize,
+            small_pulses: self.small_pulses as usize,
+            hold: self.hold,
+            pause: self.pause,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        assert!(Cli::try_parse_from(["t", "connect", "--subscribers", "300000"]).is_err());
+        assert!(
+            Cli::try_parse_from(["t", "single", "--subscribers", "5", "--events", "101"]).is_err()
+        );
+        assert!(Cli::try_parse_from([
+            "t",
+            "fanout",
+            "--subscribers",
+            "5",
+            "--events-per-second",
+            "10",
+            "--duration",
+            "2h"
+        ])
+        .is_err());
+        assert!(
+            Cli::try_parse_from(["t", "connect", "--subscribers", "5", "--rate", "0"]).is_err()
+        );
+        assert!(Cli::try_parse_from([
+            "t",
+            "fanout",
+            "--subscribers",
+            "5",
+            "--events-per-second",
+            "100",
+            "--duration",
+            "10s",
+            "--pid",
+            "1,2"
+        ])
+        .is_ok());
+    }
+}

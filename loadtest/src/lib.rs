@@ -1,0 +1,31 @@
+//! ssecast-loadtest: measures an SSE server's memory per subscriber, fan-out latency, lost
+//! events and memory after spikes, from the same machine, over loopback.
+//!
+//! A run starts its subscribers in a `fleet`: a `client` group of mio threads in this process
+//! and, above one process's open-file limit, `worker` processes of the same program driven
+//! over JSON lines. Each connection parses its stream with a few bytes of state (`client::sse`,
+//! `client::chunked`) and accounts sequence numbers (`client::seq`); latencies go into
+//! per-thread histograms (`latency`) that are added up at the end. The `publish`er stamps
+//! each event with its send time. `probe` reads memory and CPU from `/proc`, `sampler` records
+//! them over time for `svg`. `scenario` holds the runs (`connect`, `single`, `fanout`,
+//! `pulse`); `floor` is the trivial broadcaster they compare against. Only loopback targets are
+//! accepted (`target`), and every phase has a time bound.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod fleet;
+pub mod floor;
+pub mod http;
+pub mod latency;
+pub mod probe;
+pub mod publish;
+pub mod report;
+pub mod sampler;
+pub mod scenario;
+pub mod svg;
+pub mod target;
+pub mod ui;
+pub mod worker;

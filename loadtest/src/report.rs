@@ -1,0 +1,124 @@
+//! The plain table printed at the end of a run, and the number formats it uses.
+
+use std::fmt::Write;
+
+/// Rows of a figure name and one value per column.
+#[derive(Debug, Default)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column names (the first names the figure column).
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, name: &str, values: Vec<String>) {
+        let mut row = vec![name.to_owned()];
+        row.extend(values);
+        self.rows.push(row);
+    }
+
+    /// Adds a section line.
+    pub fn section(&mut self, name: &str) {
+        self.rows.push(vec![format!("-- {name}")]);
+    }
+
+    /// Renders with aligned columns: the first left-aligned, the others right-aligned.
+    pub fn render(&self) -> String {
+        let columns = self.header.len();
+        let mut widths = vec![0; columns];
+        for row in self
+            .rows
+            .iter()
+            .filter(|r| r.len() > 1)
+            .chain([&self.header])
+        {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in [&self.header].into_iter().chain(&self.rows) {
+            if row.len() == 1 && row != &self.header {
+                let _ = writeln!(out, "{}", row[0]);
+                continue;
+            }
+            let mut line = String::new();
+            for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+                if i == 0 {
+                    let _ = write!(line, "{cell:<width$}");
+                } else {
+                    let _ = write!(line, "  {cell:>width$}");
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        out
+    }
+}
+
+/// Milliseconds with two decimals.
+pub fn ms(value: f64) -> String {
+    format!("{value:.2} ms")
+}
+
+/// A byte count per subscriber, whole bytes.
+pub fn bytes_each(value: f64) -> String {
+    format!("{value:.0} B")
+}
+
+/// A memory size in MiB.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Microseconds with three decimals.
+pub fn us(value: f64) -> String {
+    format!("{value:.3} us")
+}
+
+/// `a / b` as `1.23x`, or `-` when `b` is not positive.
+pub fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+/// A count, with `!!` around it when it should be zero and is not.
+pub fn alarm(count: u64) -> String {
+    if count == 0 {
+        "0".into()
+    } else {
+        format!("!! {count} !!")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{alarm, ratio, Table};
+
+    #[test]
+    fn renders_aligned() {
+        let mut table = Table::new(&["figure", "server"]);
+        table.section("latency");
+        table.row("p50", vec!["1.00 ms".into()]);
+        table.row("p99 long", vec!["12.00 ms".into()]);
+        assert_eq!(
+            table.render(),
+            "figure      server\n-- latency\np50        1.00 ms\np99 long  12.00 ms\n"
+        );
+        assert_eq!(ratio(3.0, 2.0), "1.50x");
+        assert_eq!(ratio(3.0, 0.0), "-");
+        assert_eq!(alarm(0), "0");
+        assert_eq!(alarm(3), "!! 3 !!");
+    }
+}

@@ -1,0 +1,280 @@
+//! `connect`: memory per idle subscriber, in user space and in the kernel, average and marginal.
+//!
+//! Memory is read before connecting, at N/2 and at N (each time once the server is idle), then
+//! after closing every connection and again `--settle` later. The average, (at N - before) / N,
+//! includes start-up costs such as the first growth of tables; the marginal,
+//! (at N - at N/2) / (N/2), does not.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Run, Samples};
+use crate::error::Error;
+use crate::probe::{self, Memory};
+use crate::report::{self, Table};
+use crate::sampler::Sampler;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Subscribers.
+    pub subscribers: usize,
+    /// How long to hold them open.
+    pub hold: Duration,
+    /// How long after closing to read memory again.
+    pub settle: Duration,
+}
+
+/// Bytes per subscriber, two ways.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PerSubscriber {
+    /// (at N - before) / N.
+    pub average: f64,
+    /// (at N - at N/2) / (N/2).
+    pub marginal: f64,
+}
+
+impl PerSubscriber {
+    fn of(before: u64, half: u64, full: u64, n_half: u64, n_full: u64) -> PerSubscriber {
+        let per = |a: u64, b: u64, n: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                (b as f64 - a as f64) / n as f64
+            }
+        };
+        PerSubscriber {
+            average: per(before, full, n_full),
+            marginal: per(half, full, n_full.saturating_sub(n_half)),
+        }
+    }
+}
+
+/// Memory readings of the run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Readings {
+    /// Before connecting.
+    pub before: Memory,
+    /// With half connected.
+    pub half: Memory,
+    /// With all connected.
+    pub full: Memory,
+    /// Just after closing all (once the server is idle).
+    pub closed: Memory,
+    /// `--settle` after closing.
+    pub settled: Memory,
+}
+
+/// The report of one `connect` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Which server.
+    pub server: String,
+    /// Subscribers asked for.
+    pub subscribers: usize,
+    /// Client processes.
+    pub processes: usize,
+    /// Streaming at N/2.
+    pub connected_half: u64,
+    /// Streaming at N.
+    pub connected: u64,
+    /// Connections that failed.
+    pub failed: u64,
+    /// Subscribers asked for that neither streamed nor failed within the connect phase's
+    /// time bound (a server at its open-file limit leaves them in its accept queue, and the
+    /// client stops opening more while 256 per thread wait).
+    pub unanswered: u64,
+    /// The first failure.
+    pub first_error: Option<String>,
+    /// Time to connect all, seconds.
+    pub connect_seconds: f64,
+    /// Streams the server closed while held.
+    pub closed_by_server: u64,
+    /// Memory readings.
+    pub memory: Readings,
+    /// Server `VmRSS` per subscriber.
+    pub rss: PerSubscriber,
+    /// Server `RssAnon` per subscriber.
+    pub rss_anon: PerSubscriber,
+    /// Kernel memory (TCP buffers and slab, both ends of each connection) per subscriber.
+    pub kernel: PerSubscriber,
+    /// Whether the server was idle at each reading.
+    pub idle: bool,
+    /// RSS and connections over time.
+    #[serde(skip)]
+    pub samples: Samples,
+}
+
+/// Runs the scenario.
+pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
+    let n = args.subscribers;
+    let fleet = run.fleet(n)?;
+    let sampler = Sampler::start(run.target.pids.clone(), fleet.clone());
+    let pids = &run.target.pids;
+    let mut idle = run.wait_idle();
+    let before = probe::memory(pids)?;
+    let started = Instant::now();
+    let half_status =
+        fleet.connect_and_wait(n / 2, run.connect_limit(n / 2), &run.ui, "connect N/2")?;
+    idle &= run.wait_idle();
+    let half = probe::memory(pids)?;
+    let status = fleet.connect_and_wait(n, run.connect_limit(n), &run.ui, "connect N")?;
+    let connect_seconds = started.elapsed().as_secs_f64();
+    idle &= run.wait_idle();
+    let full = probe::memory(pids)?;
+    let bar = run.ui.timer(args.hold.as_secs(), "holding");
+    let hold_end = Instant::now() + args.hold;
+    while Instant::now() < hold_end {
+        thread::sleep(Duration::from_millis(250).min(hold_end - Instant::now()));
+        bar.set_position(args.hold.as_secs() - (hold_end - Instant::now()).as_secs());
+    }
+    bar.finish_and_clear();
+    let tally = fleet.report(0)?;
+    let held = fleet.status()?;
+    fleet.close()?;
+    idle &= run.wait_idle();
+    let closed = probe::memory(pids)?;
+    let bar = run.ui.timer(args.settle.as_secs(), "settling");
+    thread::sleep(args.settle);
+    bar.finish_and_clear();
+    let settled = probe::memory(pids)?;
+    let samples = sampler.stop();
+    let (n_half, n_full) = (half_status.streaming, status.streaming);
+    Ok(Report {
+        server: run.target.name.clone(),
+        subscribers: n,
+        processes: fleet.processes(),
+        connected_half: n_half,
+        connected: n_full,
+        failed: status.failed,
+        unanswered: (n as u64).saturating_sub(status.settled()),
+        first_error: tally.first_error,
+        connect_seconds,
+        closed_by_server: held.closed,
+        memory: Readings {
+            before,
+            half,
+            full,
+            closed,
+            settled,
+        },
+        rss: PerSubscriber::of(before.rss, half.rss, full.rss, n_half, n_full),
+        rss_anon: PerSubscriber::of(
+            before.rss_anon,
+            half.rss_anon,
+            full.rss_anon,
+            n_half,
+            n_full,
+        ),
+        kernel: PerSubscriber::of(
+            before.kernel(),
+            half.kernel(),
+            full.kernel(),
+            n_half,
+            n_full,
+        ),
+        idle,
+        samples,
+    })
+}
+
+/// Renders one report, or a report beside its floor run.
+pub fn table(report: &Report, floor: Option<&Report>) -> Table {
+    let mut header = vec!["connect", report.server.as_str()];
+    if let Some(floor) = floor {
+        header.extend([floor.server.as_str(), "ratio"]);
+    }
+    let mut table = Table::new(&header);
+    let mut row = |name: &str, f: &dyn Fn(&Report) -> f64, fmt: fn(f64) -> String| {
+        let mut values = vec![fmt(f(report))];
+        if let Some(floor) = floor {
+            values.push(fmt(f(floor)));
+            values.push(report::ratio(f(report), f(floor)));
+        }
+        table.row(name, values);
+    };
+    let count = |v: f64| format!("{v:.0}");
+    row("subscribers streaming", &|r| r.connected as f64, count);
+    row("client processes", &|r| r.processes as f64, count);
+    row("connect time", &|r| r.connect_seconds, |v| {
+        format!("{v:.1} s")
+    });
+    row(
+        "user RSS / sub, average",
+        &|r| r.rss.average,
+        report::bytes_each,
+    );
+    row(
+        "user RSS / sub, marginal",
+        &|r| r.rss.marginal,
+        report::bytes_each,
+    );
+    row(
+        "user RssAnon / sub, average",
+        &|r| r.rss_anon.average,
+        report::bytes_each,
+    );
+    row(
+        "user RssAnon / sub, marginal",
+        &|r| r.rss_anon.marginal,
+        report::bytes_each,
+    );
+    row(
+        "kernel / sub, average (both ends)",
+        &|r| r.kernel.average,
+        report::bytes_each,
+    );
+    row(
+        "kernel / sub, marginal (both ends)",
+        &|r| r.kernel.marginal,
+        report::bytes_each,
+    );
+    let mem = |v: f64| report::mib(v as u64);
+    row("server RSS before", &|r| r.memory.before.rss as f64, mem);
+    row("server RSS at N/2", &|r| r.memory.half.rss as f64, mem);
+    row("server RSS at N", &|r| r.memory.full.rss as f64, mem);
+    row(
+        "server RSS after close",
+        &|r| r.memory.closed.rss as f64,
+        mem,
+    );
+    row(
+        "server RSS after settle",
+        &|r| r.memory.settled.rss as f64,
+        mem,
+    );
+    row("kernel before", &|r| r.memory.before.kernel() as f64, mem);
+    row("kernel at N", &|r| r.memory.full.kernel() as f64, mem);
+    row(
+        "kernel after settle",
+        &|r| r.memory.settled.kernel() as f64,
+        mem,
+    );
+    let mut unanswered = vec![report::alarm(report.unanswered)];
+    if let Some(floor) = floor {
+        unanswered.extend([report::alarm(floor.unanswered), String::new()]);
+    }
+    table.row("connections never answered", unanswered);
+    let mut failures = vec![report::alarm(report.failed)];
+    let mut closed = vec![report::alarm(report.closed_by_server)];
+    if let Some(floor) = floor {
+        failures.extend([report::alarm(floor.failed), String::new()]);
+        closed.extend([report::alarm(floor.closed_by_server), String::new()]);
+    }
+    table.row("failed connections", failures);
+    table.row("closed by server while held", closed);
+    for r in std::iter::once(report).chain(floor) {
+        if !r.idle {
+            table.section(&format!(
+                "{}: !! the server was not idle at every reading: figures include work in flight",
+                r.server
+            ));
+        }
+        if let Some(error) = &r.first_error {
+            table.section(&format!("{}: first failure: {error}", r.server));
+        }
+    }
+    table
+}

@@ -1,0 +1,248 @@
+//! `fanout`: N subscribers, events published at a steady rate for a while; delivery latency,
+//! throughput, CPU time per delivery on both sides, and every lost, duplicated or reordered
+//! event.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Run, Samples};
+use crate::error::Error;
+use crate::latency::Latency;
+use crate::probe;
+use crate::publish::{self, Pace, Published, Requests};
+use crate::report::{self, Table};
+use crate::sampler::Sampler;
+
+/// How long deliveries may stall before the drain gives up.
+const DRAIN_STALL: Duration = Duration::from_secs(3);
+/// The longest drain.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Subscribers.
+    pub subscribers: usize,
+    /// Events per second.
+    pub rate: f64,
+    /// How long to publish.
+    pub duration: Duration,
+    /// Event data size, bytes.
+    pub size: usize,
+    /// Publish connections, used in turn.
+    pub publish_connections: usize,
+}
+
+/// The report of one `fanout` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Which server.
+    pub server: String,
+    /// Subscribers streaming.
+    pub subscribers: u64,
+    /// Connections that failed.
+    pub failed: u64,
+    /// Events per second asked for.
+    pub events_per_second: f64,
+    /// Publishing time asked for, seconds.
+    pub duration_seconds: f64,
+    /// Event data size, bytes.
+    pub size: usize,
+    /// What the publisher did.
+    pub publish: Published,
+    /// Publish-to-receive latency of every delivery.
+    pub latency: Latency,
+    /// Deliveries expected (subscribers x events published).
+    pub expected: u64,
+    /// First copies delivered.
+    pub delivered: u64,
+    /// Events lost.
+    pub lost: u64,
+    /// Events duplicated.
+    pub duplicated: u64,
+    /// Events reordered.
+    pub reordered: u64,
+    /// Streams the server closed during the run.
+    pub closed_by_server: u64,
+    /// Deliveries per second, first publish to the end of the drain.
+    pub deliveries_per_second: f64,
+    /// Whether every expected delivery arrived.
+    pub drained: bool,
+    /// From the last publish to the end of the drain, seconds.
+    pub drain_seconds: f64,
+    /// Server CPU time over the run, seconds.
+    pub server_cpu_seconds: f64,
+    /// Client CPU time (every client process) over the run, seconds.
+    pub client_cpu_seconds: f64,
+    /// Server CPU time per delivery, microseconds.
+    pub server_cpu_per_delivery_us: f64,
+    /// Client CPU time per delivery, microseconds.
+    pub client_cpu_per_delivery_us: f64,
+    /// The first failure.
+    pub first_error: Option<String>,
+    /// RSS and connections over time.
+    #[serde(skip)]
+    pub samples: Samples,
+}
+
+/// Runs the scenario.
+pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
+    let n = args.subscribers;
+    let fleet = run.fleet(n)?;
+    let sampler = Sampler::start(run.target.pids.clone(), fleet.clone());
+    let status = fleet.connect_and_wait(n, run.connect_limit(n), &run.ui, "connecting")?;
+    run.wait_idle();
+    fleet.reset()?;
+    let closed_before = fleet.status()?.closed;
+    let server_cpu = probe::cpu_ticks(&run.target.pids)?;
+    let client_cpu = fleet.cpu_ticks()?;
+    let started = Instant::now();
+    let requests = Requests::new(&run.target, args.size);
+    let addr = run.target.publish.url.addr;
+    let pace = Pace {
+        rate: args.rate,
+        duration: args.duration,
+        connections: args.publish_connections,
+    };
+    let published = publish::run_paced(requests, addr, pace, run.ui)
+        .join()
+        .map_err(|_| Error::Worker("the publisher thread panicked".into()))?;
+    let published_at = Instant::now();
+    let goal = status.streaming * published.published;
+    let bar = run.ui.bar(goal, "draining");
+    let mut last = (0, Instant::now());
+    let drained = loop {
+        let delivered = fleet.status()?.delivered;
+        bar.set_position(delivered);
+        if delivered >= goal {
+            break true;
+        }
+        if delivered != last.0 {
+            last = (delivered, Instant::now());
+        }
+        if last.1.elapsed() >= DRAIN_STALL || published_at.elapsed() >= DRAIN_LIMIT {
+            break false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    bar.finish_and_clear();
+    let ended = Instant::now();
+    let server_cpu = probe::cpu_ticks(&run.target.pids)?.saturating_sub(server_cpu);
+    let end_status = fleet.status()?;
+    let client_cpu = fleet.cpu_ticks()?.saturating_sub(client_cpu);
+    // Events whose publish failed still had numbers: subscribers owe every number sent.
+    let sent = published.published + published.failed;
+    let tally = fleet.report(sent)?;
+    let samples = sampler.stop();
+    let per_delivery = |ticks: u64| {
+        if tally.delivered == 0 {
+            0.0
+        } else {
+            probe::ticks_to_seconds(ticks) * 1e6 / tally.delivered as f64
+        }
+    };
+    let elapsed = (ended - started).as_secs_f64();
+    Ok(Report {
+        server: run.target.name.clone(),
+        subscribers: status.streaming,
+        failed: status.failed,
+        events_per_second: args.rate,
+        duration_seconds: args.duration.as_secs_f64(),
+        size: args.size,
+        latency: Latency::of(&tally.latency),
+        expected: status.streaming * sent,
+        delivered: tally.delivered,
+        lost: tally.lost,
+        duplicated: tally.duplicated,
+        reordered: tally.reordered,
+        closed_by_server: end_status.closed - closed_before,
+        deliveries_per_second: tally.delivered as f64 / elapsed.max(1e-9),
+        drained,
+        drain_seconds: (ended - published_at).as_secs_f64(),
+        server_cpu_seconds: probe::ticks_to_seconds(server_cpu),
+        client_cpu_seconds: probe::ticks_to_seconds(client_cpu),
+        server_cpu_per_delivery_us: per_delivery(server_cpu),
+        client_cpu_per_delivery_us: per_delivery(client_cpu),
+        first_error: published.first_error.clone().or(tally.first_error),
+        publish: published,
+        samples,
+    })
+}
+
+/// Renders a report.
+pub fn table(report: &Report) -> Table {
+    let mut table = Table::new(&["fanout", report.server.as_str()]);
+    let r = report;
+    table.row("subscribers", vec![r.subscribers.to_string()]);
+    table.row(
+        "events published",
+        vec![format!(
+            "{} at {}/s for {:.0} s",
+            r.publish.published, r.events_per_second, r.duration_seconds
+        )],
+    );
+    let slow = r.publish.rate < 0.95 * r.events_per_second;
+    table.row(
+        "publish rate reached",
+        vec![format!(
+            "{}{:.1}/s{}",
+            if slow { "!! " } else { "" },
+            r.publish.rate,
+            if slow { " !!" } else { "" }
+        )],
+    );
+    table.row("event size", vec![format!("{} B", r.size)]);
+    table.row("latency p50", vec![report::ms(r.latency.p50_ms)]);
+    table.row("latency p90", vec![report::ms(r.latency.p90_ms)]);
+    table.row("latency p99", vec![report::ms(r.latency.p99_ms)]);
+    table.row("latency p99.9", vec![report::ms(r.latency.p999_ms)]);
+    table.row("latency max", vec![report::ms(r.latency.max_ms)]);
+    table.row(
+        "deliveries per second",
+        vec![format!("{:.0}", r.deliveries_per_second)],
+    );
+    table.row(
+        "server CPU per delivery",
+        vec![report::us(r.server_cpu_per_delivery_us)],
+    );
+    table.row(
+        "client CPU per delivery",
+        vec![report::us(r.client_cpu_per_delivery_us)],
+    );
+    table.row(
+        "server / client CPU",
+        vec![format!(
+            "{:.2} s / {:.2} s",
+            r.server_cpu_seconds, r.client_cpu_seconds
+        )],
+    );
+    table.row(
+        "publish round trip p99",
+        vec![report::ms(r.publish.round_trip.p99_ms)],
+    );
+    table.row("delivered", vec![r.delivered.to_string()]);
+    table.row("expected", vec![r.expected.to_string()]);
+    table.row("lost", vec![report::alarm(r.lost)]);
+    table.row("duplicated", vec![report::alarm(r.duplicated)]);
+    table.row("reordered", vec![report::alarm(r.reordered)]);
+    table.row("publishes failed", vec![report::alarm(r.publish.failed)]);
+    table.row("failed connections", vec![report::alarm(r.failed)]);
+    table.row("closed by server", vec![report::alarm(r.closed_by_server)]);
+    table.row(
+        "drained",
+        vec![format!(
+            "{} in {:.2} s",
+            if r.drained { "yes" } else { "!! NO !!" },
+            r.drain_seconds
+        )],
+    );
+    if r.publish.failed > 0 {
+        table.section("lost counts the events of failed publishes too");
+    }
+    if let Some(error) = &r.first_error {
+        table.section(&format!("first failure: {error}"));
+    }
+    table
+}

@@ -1,0 +1,84 @@
+//! The scenarios: `connect`, `single`, `fanout` and `pulse`, each a function from a [`Run`] and
+//! its arguments to a report that serializes to JSON and renders as a table.
+
+pub mod connect;
+pub mod fanout;
+pub mod pulse;
+pub mod single;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::fleet::{ClientOptions, Fleet};
+use crate::floor::FloorProcess;
+use crate::probe;
+use crate::sampler::Sample;
+use crate::target::{Publish, Target, Url, DEFAULT_BODY};
+use crate::ui::Ui;
+
+/// What every scenario needs.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The server.
+    pub target: Target,
+    /// How the clients behave.
+    pub client: ClientOptions,
+    /// Progress bars or not.
+    pub ui: Ui,
+    /// Where to draw the chart, if anywhere.
+    pub svg: Option<PathBuf>,
+}
+
+/// How long server CPU must stand still to count as idle.
+pub const IDLE_QUIET: Duration = Duration::from_millis(300);
+/// The longest wait for the server to go idle.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(10);
+
+impl Run {
+    /// Starts the clients for `n` subscribers.
+    pub fn fleet(&self, n: usize) -> Result<Arc<Fleet>, Error> {
+        Fleet::start(&self.target.subscribe, n, &self.client).map(Arc::new)
+    }
+
+    /// The longest the connection of `n` subscribers may take.
+    pub fn connect_limit(&self, n: usize) -> Duration {
+        Duration::from_secs_f64(n as f64 / self.client.rate.max(1.0) * 2.0)
+            + Duration::from_secs(30)
+    }
+
+    /// Waits for the server to go idle; false if it did not within [`IDLE_LIMIT`].
+    pub fn wait_idle(&self) -> bool {
+        probe::wait_idle(&self.target.pids, IDLE_QUIET, IDLE_LIMIT)
+    }
+
+    /// The same run against a floor server started for it; the server lives as long as the
+    /// returned handle.
+    pub fn with_floor(&self) -> Result<(Run, FloorProcess), Error> {
+        let floor = FloorProcess::spawn()?;
+        let base = format!("http://{}", floor.addr);
+        let target = Target {
+            name: "floor".into(),
+            subscribe: Url::parse(&format!("{base}/events?topic={}", self.target.topic))?,
+            publish: Publish {
+                url: Url::parse(&format!("{base}/publish"))?,
+                body_template: DEFAULT_BODY.into(),
+                content_type: "application/json".into(),
+            },
+            topic: self.target.topic.clone(),
+            pids: vec![floor.pid()],
+        };
+        Ok((
+            Run {
+                target,
+                svg: None,
+                ..self.clone()
+            },
+            floor,
+        ))
+    }
+}
+
+/// Samples of a run, for the chart; not part of the JSON report.
+pub type Samples = Vec<Sample>;

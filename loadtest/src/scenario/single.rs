@@ -1,0 +1,268 @@
+//! `single`: one event at a time to every subscriber; how long until the first, the median and
+//! the last subscriber has it. The next event goes out only once every subscriber has the last
+//! (or its time bound ran out), so each event measures the server's fan-out alone.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Run, Samples};
+use crate::error::Error;
+use crate::latency::median;
+use crate::publish::Publisher;
+use crate::report::{self, Table};
+use crate::sampler::Sampler;
+
+/// The most events a run sends (each keeps its own histogram in every client thread).
+pub const MAX_EVENTS: usize = 100;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Subscribers.
+    pub subscribers: usize,
+    /// Events, one at a time.
+    pub events: usize,
+    /// Event data size, bytes.
+    pub size: usize,
+    /// The longest wait for one event to reach everyone.
+    pub event_timeout: Duration,
+    /// The pause after an event has reached everyone.
+    pub gap: Duration,
+}
+
+/// Times of one event, ms after it was published.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct EventTimes {
+    /// To the first subscriber.
+    pub first_ms: f64,
+    /// To the median subscriber.
+    pub median_ms: f64,
+    /// To the last subscriber.
+    pub last_ms: f64,
+    /// Subscribers that had it.
+    pub received: u64,
+}
+
+/// The report of one `single` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Which server.
+    pub server: String,
+    /// Subscribers streaming.
+    pub subscribers: u64,
+    /// Connections that failed.
+    pub failed: u64,
+    /// Events sent.
+    pub events: usize,
+    /// Event data size, bytes.
+    pub size: usize,
+    /// Median over events of the time to the first subscriber, ms.
+    pub first_ms: f64,
+    /// Median over events of the time to the median subscriber, ms.
+    pub median_ms: f64,
+    /// Median over events of the time to the last subscriber, ms.
+    pub last_ms: f64,
+    /// Each event.
+    pub per_event: Vec<EventTimes>,
+    /// Deliveries expected (subscribers x events).
+    pub expected: u64,
+    /// First copies delivered.
+    pub delivered: u64,
+    /// Events lost.
+    pub lost: u64,
+    /// Events duplicated.
+    pub duplicated: u64,
+    /// Events reordered.
+    pub reordered: u64,
+    /// Events that had not reached everyone within `--event-timeout`.
+    pub timed_out: usize,
+    /// Runs this report sums up (`--rounds`): times are medians over them, counts sums.
+    pub rounds: usize,
+    /// Each round's time to the last subscriber, ms.
+    pub last_ms_by_round: Vec<f64>,
+    /// The first failure (connection or publish).
+    pub first_error: Option<String>,
+    /// RSS and connections over time.
+    #[serde(skip)]
+    pub samples: Samples,
+}
+
+/// Runs the scenario.
+pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
+    let n = args.subscribers;
+    let fleet = run.fleet(n)?;
+    let sampler = Sampler::start(run.target.pids.clone(), fleet.clone());
+    let status = fleet.connect_and_wait(n, run.connect_limit(n), &run.ui, "connecting")?;
+    run.wait_idle();
+    fleet.reset()?;
+    let mut publisher = Publisher::new(&run.target, args.size);
+    let streaming = status.streaming;
+    let bar = run.ui.bar(args.events as u64, "events");
+    let mut timed_out = 0;
+    let mut first_error = None;
+    for seq in 0..args.events as u64 {
+        if let Err(e) = publisher.publish(seq) {
+            first_error.get_or_insert_with(|| e.to_string());
+            timed_out += 1;
+            continue;
+        }
+        let deadline = Instant::now() + args.event_timeout;
+        loop {
+            if fleet.status()?.delivered >= streaming * (seq + 1) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                timed_out += 1;
+                break;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        bar.set_position(seq + 1);
+        thread::sleep(args.gap);
+    }
+    bar.finish_and_clear();
+    let tally = fleet.report(args.events as u64)?;
+    let samples = sampler.stop();
+    let per_event: Vec<EventTimes> = tally
+        .per_event
+        .iter()
+        .take(args.events)
+        .map(|hist| {
+            let ms = |us: u64| us as f64 / 1000.0;
+            EventTimes {
+                first_ms: if hist.is_empty() { 0.0 } else { ms(hist.min()) },
+                median_ms: ms(hist.value_at_quantile(0.5)),
+                last_ms: ms(hist.max()),
+                received: hist.len(),
+            }
+        })
+        .collect();
+    let pick = |f: fn(&EventTimes) -> f64| median(&per_event.iter().map(f).collect::<Vec<_>>());
+    Ok(Report {
+        server: run.target.name.clone(),
+        subscribers: streaming,
+        failed: status.failed,
+        events: args.events,
+        size: args.size,
+        first_ms: pick(|e| e.first_ms),
+        median_ms: pick(|e| e.median_ms),
+        last_ms: pick(|e| e.last_ms),
+        expected: streaming * args.events as u64,
+        delivered: tally.delivered,
+        lost: tally.lost,
+        duplicated: tally.duplicated,
+        reordered: tally.reordered,
+        timed_out,
+        rounds: 1,
+        last_ms_by_round: Vec::new(),
+        first_error: first_error.or(tally.first_error),
+        per_event,
+        samples,
+    })
+}
+
+/// Sums up rounds of the same run: times are the medians over rounds, counts are sums, and
+/// the events listed are the first round's.
+pub fn combine(rounds: Vec<Report>) -> Report {
+    let times = |f: fn(&Report) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
+    let (first_ms, median_ms, last_ms) = (
+        times(|r| r.first_ms),
+        times(|r| r.median_ms),
+        times(|r| r.last_ms),
+    );
+    let last_ms_by_round = rounds.iter().map(|r| r.last_ms).collect();
+    let count = rounds.len();
+    let mut rounds = rounds.into_iter();
+    let Some(mut sum) = rounds.next() else {
+        return Report {
+            server: String::new(),
+            subscribers: 0,
+            failed: 0,
+            events: 0,
+            size: 0,
+            first_ms: 0.0,
+            median_ms: 0.0,
+            last_ms: 0.0,
+            per_event: Vec::new(),
+            expected: 0,
+            delivered: 0,
+            lost: 0,
+            duplicated: 0,
+            reordered: 0,
+            timed_out: 0,
+            rounds: 0,
+            last_ms_by_round: Vec::new(),
+            first_error: None,
+            samples: Vec::new(),
+        };
+    };
+    for r in rounds {
+        sum.failed += r.failed;
+        sum.expected += r.expected;
+        sum.delivered += r.delivered;
+        sum.lost += r.lost;
+        sum.duplicated += r.duplicated;
+        sum.reordered += r.reordered;
+        sum.timed_out += r.timed_out;
+        sum.first_error = sum.first_error.or(r.first_error);
+    }
+    Report {
+        first_ms,
+        median_ms,
+        last_ms,
+        rounds: count,
+        last_ms_by_round,
+        ..sum
+    }
+}
+
+/// Renders one report, or a report beside its floor run.
+pub fn table(report: &Report, floor: Option<&Report>) -> Table {
+    let mut header = vec!["single", report.server.as_str()];
+    if let Some(floor) = floor {
+        header.extend([floor.server.as_str(), "ratio"]);
+    }
+    let mut table = Table::new(&header);
+    let mut row = |name: &str, f: &dyn Fn(&Report) -> f64, fmt: fn(f64) -> String| {
+        let mut values = vec![fmt(f(report))];
+        if let Some(floor) = floor {
+            values.push(fmt(f(floor)));
+            values.push(report::ratio(f(report), f(floor)));
+        }
+        table.row(name, values);
+    };
+    let count = |v: f64| format!("{v:.0}");
+    row("subscribers", &|r| r.subscribers as f64, count);
+    row("events", &|r| r.events as f64, count);
+    row("rounds", &|r| r.rounds as f64, count);
+    row("to first subscriber (median)", &|r| r.first_ms, report::ms);
+    row(
+        "to median subscriber (median)",
+        &|r| r.median_ms,
+        report::ms,
+    );
+    row("to last subscriber (median)", &|r| r.last_ms, report::ms);
+    row("delivered", &|r| r.delivered as f64, count);
+    row("expected", &|r| r.expected as f64, count);
+    for (name, f) in [
+        ("lost", (|r: &Report| r.lost) as fn(&Report) -> u64),
+        ("duplicated", |r| r.duplicated),
+        ("reordered", |r| r.reordered),
+        ("failed connections", |r| r.failed),
+        ("events timed out", |r| r.timed_out as u64),
+    ] {
+        let mut values = vec![report::alarm(f(report))];
+        if let Some(floor) = floor {
+            values.extend([report::alarm(f(floor)), String::new()]);
+        }
+        table.row(name, values);
+    }
+    for r in std::iter::once(report).chain(floor) {
+        if let Some(error) = &r.first_error {
+            table.section(&format!("{}: first failure: {error}", r.server));
+        }
+    }
+    table
+}

@@ -1,0 +1,123 @@
+//! Runs the loadtest against a real ssecast started in this process on 127.0.0.1:0, and checks
+//! that its reports count every delivery. Every wait has a timeout.
+
+use std::time::Duration;
+
+use clap::Parser;
+use ssecast_loadtest::fleet::ClientOptions;
+use ssecast_loadtest::scenario::{fanout, single, Run};
+use ssecast_loadtest::target::{Publish, Target, Url, DEFAULT_BODY};
+use ssecast_loadtest::ui::Ui;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// How long one scenario may take.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A server on a free port; dropping the sender stops it.
+async fn start_server() -> (std::net::SocketAddr, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ssecast::config::Config::try_parse_from(["ssecast"]).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(ssecast::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+fn run_against(addr: std::net::SocketAddr, per_process: usize, per_event: usize) -> Run {
+    ssecast_loadtest::worker::use_program(env!("CARGO_BIN_EXE_ssecast-loadtest"));
+    Run {
+        target: Target {
+            name: "ssecast".into(),
+            subscribe: Url::parse(&format!("http://{addr}/events?topic=load")).unwrap(),
+            publish: Publish {
+                url: Url::parse(&format!("http://{addr}/publish")).unwrap(),
+                body_template: DEFAULT_BODY.into(),
+                content_type: "application/json".into(),
+            },
+            topic: "load".into(),
+            pids: vec![std::process::id()],
+        },
+        client: ClientOptions {
+            threads: 2,
+            rate: 2000.0,
+            per_process,
+            per_address: 20_000,
+            per_event,
+            reset: true,
+        },
+        ui: Ui { progress: false },
+        svg: None,
+    }
+}
+
+/// Runs blocking scenario code off the runtime, failing the test if it takes too long.
+async fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::time::timeout(LIMIT, tokio::task::spawn_blocking(f))
+        .await
+        .expect("scenario finished in time")
+        .expect("scenario did not panic")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_counts_every_delivery_of_200_subscribers_by_20_events() {
+    let (addr, _stop) = start_server().await;
+    let run = run_against(addr, 19_000, 0);
+    let args = fanout::Args {
+        subscribers: 200,
+        rate: 100.0,
+        duration: Duration::from_millis(200),
+        size: 100,
+        publish_connections: 1,
+    };
+    let report = within_limit(move || fanout::run(&run, &args))
+        .await
+        .unwrap();
+    assert_eq!(report.subscribers, 200);
+    assert_eq!(report.publish.published, 20);
+    assert_eq!(report.expected, 200 * 20);
+    assert_eq!(report.delivered, 200 * 20);
+    assert_eq!(
+        (report.lost, report.duplicated, report.reordered),
+        (0, 0, 0)
+    );
+    assert_eq!(report.latency.count, 200 * 20);
+    assert!(report.drained);
+    assert!(report.latency.max_ms < 10_000.0, "{:?}", report.latency);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_over_two_worker_processes_and_the_floor() {
+    let (addr, _stop) = start_server().await;
+    // 100 subscribers per process: this process and one worker.
+    let run = run_against(addr, 100, 5);
+    let args = single::Args {
+        subscribers: 200,
+        events: 5,
+        size: 64,
+        event_timeout: Duration::from_secs(10),
+        gap: Duration::from_millis(10),
+    };
+    let (report, floor) = within_limit(move || {
+        let report = single::run(&run, &args).unwrap();
+        let (floor_run, process) = run.with_floor().unwrap();
+        let floor = single::run(&floor_run, &args).unwrap();
+        drop(process);
+        (report, floor)
+    })
+    .await;
+    for report in [&report, &floor] {
+        assert_eq!(report.subscribers, 200, "{}", report.server);
+        assert_eq!(report.delivered, 200 * 5, "{}", report.server);
+        assert_eq!(
+            (report.lost, report.duplicated, report.timed_out),
+            (0, 0, 0)
+        );
+        assert_eq!(report.per_event.len(), 5);
+        assert!(report.per_event.iter().all(|e| e.received == 200));
+        assert!(report.first_ms <= report.median_ms && report.median_ms <= report.last_ms);
+    }
+    assert_eq!(floor.server, "floor");
+}
