@@ -34,6 +34,16 @@ use crate::stats::Stats;
 
 /// The poll token of the shard's waker; slots are below it.
 pub(super) const WAKER: Token = Token(usize::MAX);
+/// Writes a delivery pass makes between two looks at the command queue (about half a
+/// millisecond of writes).
+const WRITES_BETWEEN_COMMANDS: usize = 64;
+/// After a delivery pass that took time `t`, the shard waits `REST_PER_PASS * t` before the
+/// next one (taking commands and answering publishers meanwhile). A write costs several
+/// microseconds whatever it carries, so when events come faster than a pass, resting lets each
+/// subscriber's next write carry more frames: the shard spends at most half its time writing,
+/// and latency stays within about two passes. A short pass makes a short rest, so an event
+/// that comes alone is never held back.
+const REST_PER_PASS: u32 = 1;
 /// The most bytes a subscriber may send after its request before it is dropped.
 const MAX_INPUT_BYTES: usize = 64 * 1024;
 
@@ -68,16 +78,6 @@ pub(super) struct Publication {
     pub frame: Bytes,
 }
 
-/// What taking the queued commands ended with.
-enum Taken {
-    /// The queue is empty.
-    All,
-    /// A turn's worth was taken and more are queued.
-    Some,
-    /// The broadcaster asked the shard to stop, or is gone.
-    Stop,
-}
-
 /// One shard's subscribers, topics and wheel.
 pub(super) struct Shard {
     /// Readiness of the subscriber sockets and of the waker.
@@ -96,9 +96,17 @@ pub(super) struct Shard {
     last_seq: Seq,
     /// Topics that got frames since the last delivery pass.
     dirty: Vec<TopicId>,
-    /// Slots to drop after a pass (reused, so a pass allocates nothing).
+    /// Publications that may still be taken before the next delivery pass: half a history
+    /// from one pass's start to the next, so a frame is still held when the pass that delivers
+    /// it reaches every subscriber.
+    budget: usize,
+    /// When the next delivery pass may start (see [`REST_PER_PASS`]).
+    rest_until: Instant,
+    /// Set once the broadcaster asked the shard to stop.
+    stopping: bool,
+    /// Slots to drop at the end of the turn (reused, so a turn allocates nothing).
     gone: Vec<u32>,
-    /// Slots to drop after a pass because history moved past them (reused likewise).
+    /// Slots to drop at the end of the turn because history moved past them (reused likewise).
     lagged: Vec<u32>,
     /// Slots the wheel reports idle (reused likewise).
     due: Vec<u32>,
@@ -124,6 +132,9 @@ impl Shard {
             history,
             last_seq: 0,
             dirty: Vec::new(),
+            budget: (history / 2).max(1),
+            rest_until: Instant::now(),
+            stopping: false,
             gone: Vec::new(),
             lagged: Vec::new(),
             due: Vec::new(),
@@ -134,13 +145,12 @@ impl Shard {
     /// Runs until shut down, then ends every stream.
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let mut more = false;
-        loop {
-            let timeout = if more {
-                Duration::ZERO
-            } else {
-                self.wheel.timeout(Instant::now())
-            };
+        while !self.stopping {
+            let now = Instant::now();
+            let mut timeout = self.wheel.timeout(now);
+            if !self.dirty.is_empty() {
+                timeout = timeout.min(self.rest_until.saturating_duration_since(now));
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     error!(error = %e, "shard poll failed");
@@ -152,13 +162,12 @@ impl Shard {
                     self.on_ready(event.token().0 as u32, event);
                 }
             }
-            more = match self.take_commands() {
-                Taken::All => false,
-                Taken::Some => true,
-                Taken::Stop => break,
-            };
-            self.deliver();
+            self.take_commands();
+            if Instant::now() >= self.rest_until {
+                self.deliver();
+            }
             self.keep_alive();
+            self.reap();
         }
         self.close_all();
     }
@@ -170,47 +179,26 @@ impl Shard {
         let alive = !(event.is_error() || event.is_read_closed())
             && (!event.is_readable() || discard_input(&subscriber.socket));
         if !alive {
-            self.remove(slot);
-            return;
-        }
-        if event.is_writable() && subscriber.progress != Progress::Idle {
-            let mut frames = 0;
-            let flushed = flush(subscriber, &self.topics, &mut frames);
+            self.gone.push(slot);
+        } else if event.is_writable() && subscriber.progress != Progress::Idle {
             subscriber.wheel.touch(self.wheel.tick_at(Instant::now()));
-            self.stats.frames_delivered.fetch_add(frames, Relaxed);
-            self.after_flush(slot, flushed);
+            self.flush_slot(slot);
         }
     }
 
-    fn after_flush(&mut self, slot: u32, flushed: Flushed) {
-        match flushed {
-            Flushed::CaughtUp | Flushed::Blocked => {}
-            Flushed::Lagged => {
-                self.stats.subscribers_lagged.fetch_add(1, Relaxed);
-                debug!(slot, "subscriber lagged behind history");
-                self.remove(slot);
-            }
-            Flushed::Gone => self.remove(slot),
-        }
-    }
-
-    fn take_commands(&mut self) -> Taken {
-        // A turn takes at most half a history of publications, so a frame is still held
-        // when its delivery pass comes.
-        let mut budget = (self.history / 2).max(1);
-        loop {
+    /// Takes queued commands until the queue is empty, the budget of publications is spent
+    /// (`budget` is then 0), or a shutdown (`stopping` is then set).
+    fn take_commands(&mut self) {
+        while self.budget > 0 && !self.stopping {
             match self.commands.try_recv() {
                 Ok(Command::Subscribe(new)) => self.subscribe(new),
                 Ok(Command::Publish(publication, reply)) => {
                     let queued = self.publish(&publication);
                     let _ = reply.send(queued);
-                    budget -= 1;
-                    if budget == 0 {
-                        return Taken::Some;
-                    }
+                    self.budget -= 1;
                 }
-                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return Taken::Stop,
-                Err(TryRecvError::Empty) => return Taken::All,
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => self.stopping = true,
+                Err(TryRecvError::Empty) => return,
             }
         }
     }
@@ -350,56 +338,77 @@ impl Shard {
         let mut frames = 0;
         let flushed = flush(subscriber, &self.topics, &mut frames);
         self.stats.frames_delivered.fetch_add(frames, Relaxed);
-        self.after_flush(slot, flushed);
+        self.drop_if_done(slot, flushed);
+    }
+
+    /// Marks a subscriber to be dropped at the end of the turn if a flush says it must go.
+    fn drop_if_done(&mut self, slot: u32, flushed: Flushed) {
+        match flushed {
+            Flushed::CaughtUp | Flushed::Blocked => {}
+            Flushed::Lagged => self.lagged.push(slot),
+            Flushed::Gone => self.gone.push(slot),
+        }
     }
 
     /// Sends every idle subscriber of a dirty topic what it lacks, and drops those whose
     /// socket is full with a frame history no longer holds.
+    ///
+    /// A pass over many subscribers takes a while (a write is several microseconds), so it
+    /// looks at the command queue every [`WRITES_BETWEEN_COMMANDS`] writes: a publisher waiting
+    /// for its answer is not held up for a whole pass, and the frames it adds reach the
+    /// subscribers the pass has not visited yet in the same write. Subscribers are only
+    /// dropped after the pass, so the lists it walks keep their order.
     fn deliver(&mut self) {
+        self.budget = (self.history / 2).max(1);
         if self.dirty.is_empty() {
             return;
         }
-        let tick = self.wheel.tick_at(Instant::now());
+        let started = Instant::now();
+        let dirty = take(&mut self.dirty);
+        let tick = self.wheel.tick_at(started);
         let mut frames = 0;
-        let mut gone = take(&mut self.gone);
-        let mut lagged = take(&mut self.lagged);
-        for topic in self.dirty.drain(..) {
-            let entry = &mut self.topics[topic as usize];
-            entry.dirty = false;
-            let topic = &self.topics[topic as usize];
-            let last = topic.history.last_seq();
-            let dropped_through = topic.history.dropped_through();
-            for &slot in &topic.subscribers {
+        let mut writes = 0;
+        for &topic in &dirty {
+            self.topics[topic as usize].dirty = false;
+            let mut index = 0;
+            while let Some(&slot) = self.topics[topic as usize].subscribers.get(index) {
+                index += 1;
+                let history = &self.topics[topic as usize].history;
                 let Some(subscriber) = self.table.get_mut(slot) else {
                     continue;
                 };
                 if subscriber.progress != Progress::Idle {
                     // A full socket is flushed when it drains, unless what it waits for has
                     // left history: then it never will be.
-                    if dropped_through > subscriber.cursor {
-                        lagged.push(slot);
+                    if history.dropped_through() > subscriber.cursor {
+                        self.lagged.push(slot);
                     }
                     continue;
                 }
-                if subscriber.cursor >= last {
+                if subscriber.cursor >= history.last_seq() {
                     continue;
                 }
                 subscriber.wheel.touch(tick);
-                match flush(subscriber, &self.topics, &mut frames) {
-                    Flushed::CaughtUp | Flushed::Blocked => {}
-                    Flushed::Lagged => lagged.push(slot),
-                    Flushed::Gone => gone.push(slot),
+                let flushed = flush(subscriber, &self.topics, &mut frames);
+                self.drop_if_done(slot, flushed);
+                writes += 1;
+                if writes % WRITES_BETWEEN_COMMANDS == 0 {
+                    self.take_commands();
+                    if self.stopping {
+                        return;
+                    }
                 }
             }
         }
         self.stats.frames_delivered.fetch_add(frames, Relaxed);
-        self.stats
-            .subscribers_lagged
-            .fetch_add(lagged.len() as u64, Relaxed);
-        for slot in gone.drain(..).chain(lagged.drain(..)) {
-            self.remove(slot);
+        let now = Instant::now();
+        self.rest_until = now + (now - started) * REST_PER_PASS;
+        // Keep the larger allocation of the two for the next pass.
+        if self.dirty.is_empty() {
+            let mut dirty = dirty;
+            dirty.clear();
+            self.dirty = dirty;
         }
-        (self.gone, self.lagged) = (gone, lagged);
     }
 
     /// Writes a keep-alive comment to every subscriber idle for the interval.
@@ -425,11 +434,25 @@ impl Shard {
             }
         }
         self.due = due;
+    }
+
+    /// Drops the subscribers marked during the turn, and gives back table memory.
+    fn reap(&mut self) {
+        if !self.lagged.is_empty() {
+            debug!(
+                count = self.lagged.len(),
+                "subscribers lagged behind history"
+            );
+            self.stats
+                .subscribers_lagged
+                .fetch_add(self.lagged.len() as u64, Relaxed);
+        }
         let mut gone = take(&mut self.gone);
-        for slot in gone.drain(..) {
+        let mut lagged = take(&mut self.lagged);
+        for slot in gone.drain(..).chain(lagged.drain(..)) {
             self.remove(slot);
         }
-        self.gone = gone;
+        (self.gone, self.lagged) = (gone, lagged);
         self.table.shrink();
     }
 
