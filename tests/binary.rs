@@ -78,43 +78,37 @@ async fn port_zero_is_logged_and_sigterm_ends_streams_within_five_seconds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_the_open_file_limit_connected_subscribers_are_still_served() {
+async fn at_the_open_file_limit_newcomers_get_503_and_subscribers_are_still_served() {
     let (_child, client, mut log) = spawn("ulimit -n 48;", "--keep-alive 100ms").await;
     let started = Instant::now();
-    // More connections than the limit allows: the first ones are served, the rest wait.
-    let mut pending = Vec::new();
+    // More connections than the limit allows: the first ones stream, the rest are refused.
+    let mut served = Vec::new();
+    let mut refused = 0;
     for _ in 0..60 {
         let socket = tokio::net::TcpStream::connect(client.addr).await.unwrap();
-        pending.push(tokio::spawn(Stream::on(
-            socket,
-            b"GET /events?topic=t HTTP/1.1\r\n\r\n",
-        )));
-    }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut served = Vec::new();
-    let mut waiting = Vec::new();
-    for task in pending {
-        if task.is_finished() {
-            served.push(task.await.unwrap());
+        let stream = Stream::on(socket, b"GET /events?topic=t HTTP/1.1\r\n\r\n").await;
+        if stream.head.starts_with("HTTP/1.1 200 OK") {
+            served.push(stream);
         } else {
-            waiting.push(task);
+            assert!(stream.head.starts_with("HTTP/1.1 503"), "{}", stream.head);
+            assert!(stream.head.contains("retry-after: 5"), "{}", stream.head);
+            let body = stream.rest().await;
+            assert!(String::from_utf8_lossy(&body).contains("connection limit"));
+            refused += 1;
         }
     }
-    assert!(
-        !served.is_empty() && !waiting.is_empty(),
-        "{} served",
-        served.len()
-    );
+    assert!(!served.is_empty() && refused > 0, "{} served", served.len());
     for stream in &mut served {
         assert_eq!(stream.frame().await, ": keep-alive\n\n");
     }
-    // Closing served subscribers makes room for those waiting.
-    let waiting_count = waiting.len();
-    served.truncate(served.len().saturating_sub(waiting_count + 2));
-    for task in waiting {
-        let mut stream = timed("served after room was made", task).await.unwrap();
-        assert_eq!(stream.frame().await, ": keep-alive\n\n");
-    }
+    // Once subscribers leave, newcomers are served again.
+    served.truncate(served.len() - 5);
+    client
+        .wait_for_stat("subscribers", served.len() as u64)
+        .await;
+    let mut again = client.subscribe("/events?topic=t", "").await;
+    assert!(again.head.starts_with("HTTP/1.1 200 OK"), "{}", again.head);
+    assert_eq!(again.frame().await, ": keep-alive\n\n");
     let elapsed = started.elapsed().as_secs() + 1;
     let mut warnings = 0;
     while let Ok(line) = log.try_recv() {

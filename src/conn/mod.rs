@@ -59,7 +59,7 @@ pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
                 Ok(request) => start_stream(io, request, &front).await,
                 Err(e) => {
                     debug!(error = %e, "subscribe refused");
-                    let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string());
+                    let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string(), &[]);
                     let _ = io.write_all(&answer).await;
                 }
             };
@@ -118,6 +118,6 @@ async fn refuse(mut io: TcpStream, error: HeadError) {
         HeadError::Malformed(_) => StatusCode::BAD_REQUEST,
         HeadError::TimedOut(_) | HeadError::Closed | HeadError::Io(_) => return,
     };
-    let answer = error::raw(status, &error.to_string());
+    let answer = error::raw(status, &error.to_string(), &[]);
     let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&answer)).await;
 }

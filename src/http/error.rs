@@ -21,17 +21,23 @@ pub fn response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 }
 
 /// A whole HTTP/1.1 error answer that closes the connection, for requests refused before hyper
-/// sees them (a head too large or malformed, a bad subscribe).
-pub fn raw(status: StatusCode, message: &str) -> Vec<u8> {
+/// sees them (a head too large or malformed, a bad subscribe, the open-file limit), with any
+/// `headers` added.
+pub fn raw(status: StatusCode, message: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     let body = body(message);
-    format!(
+    let mut answer = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
+         connection: close\r\n",
         status.as_str(),
         status.canonical_reason().unwrap_or(""),
         body.len(),
-    )
-    .into_bytes()
+    );
+    for (name, value) in headers {
+        answer.push_str(&format!("{name}: {value}\r\n"));
+    }
+    answer.push_str("\r\n");
+    answer.push_str(&body);
+    answer.into_bytes()
 }
 
 #[cfg(test)]
@@ -40,12 +46,16 @@ mod tests {
 
     #[test]
     fn raw_answer_is_a_whole_response() {
-        let raw = raw(StatusCode::BAD_REQUEST, "bad \"topic\"");
+        let raw = raw(
+            StatusCode::BAD_REQUEST,
+            "bad \"topic\"",
+            &[("retry-after", "5")],
+        );
         let text = String::from_utf8(raw).unwrap();
         assert_eq!(
             text,
             "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 25\r\n\
-             connection: close\r\n\r\n{\"error\":\"bad \\\"topic\\\"\"}"
+             connection: close\r\nretry-after: 5\r\n\r\n{\"error\":\"bad \\\"topic\\\"\"}"
         );
     }
 }
