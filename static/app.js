@@ -1,16 +1,24 @@
 // ssecast demo page: subscribe, log events, publish, poll stats. No build step.
+//
+// An SSE event does not say which topic it came from, so the page opens one EventSource per
+// topic and shows each topic's events in a panel of its own. Each EventSource reconnects and
+// resumes (Last-Event-ID) on its own, so each panel also shows its own `gap`.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const MAX_ENTRIES = 500;
+const MAX_ENTRIES = 500; // per panel
+// A browser opens at most 6 HTTP/1.1 connections per host: one stream per topic, and the stats
+// polls and publishes need one or two more.
+const MAX_TOPICS = 4;
 const types = new Set(['message']); // event types we listen for ('gap' is handled separately)
-let es = null;
-let sseDown = false;   // the EventSource lost its connection
+/** topic -> { topic, source, state, lastId, panel, list, count, badge, onEvent, onGap } */
+const feeds = new Map();
 let statsDown = false; // the last stats poll failed
 let wasDown = false;   // we showed the "server gone" banner, so say when it is back
 let bannerTimer = 0;
 
 const splitList = (s) => [...new Set(s.split(',').map((t) => t.trim()).filter(Boolean))];
+const quoted = (list) => list.map((t) => `“${t}”`).join(', ');
 
 function clock(d = new Date()) {
   const p = (n, w = 2) => String(n).padStart(w, '0');
@@ -19,19 +27,41 @@ function clock(d = new Date()) {
 
 // ---- connection state and banner -------------------------------------------
 
+// The overall state is the worst of the topics' states.
+const RANK = { open: 0, connecting: 1, reconnecting: 2, closed: 3 };
+
 function setState(s) {
   $('state').textContent = s;
   $('state').dataset.state = s;
 }
 
+function updateState() {
+  let worst = 'open';
+  for (const f of feeds.values()) if (RANK[f.state] > RANK[worst]) worst = f.state;
+  setState(worst);
+  $('state').title = [...feeds.values()].map((f) => `${f.topic}: ${f.state}`).join('\n');
+}
+
+function setFeedState(feed, s) {
+  feed.state = s;
+  feed.badge.textContent = s;
+  feed.badge.dataset.state = s;
+  updateState();
+  updateBanner();
+}
+
 function updateBanner() {
   const b = $('banner');
   clearTimeout(bannerTimer);
-  if (sseDown || statsDown) {
+  const all = [...feeds.values()];
+  const closed = all.filter((f) => f.state === 'closed').map((f) => f.topic);
+  const down = all.some((f) => f.state === 'reconnecting');
+  if (closed.length || down || statsDown) {
     wasDown = true;
     b.className = 'down';
-    b.textContent = (es && es.readyState === EventSource.CLOSED)
-      ? 'The server refused the event stream (error response). Check the topics and press Subscribe to try again.'
+    // One text while streams drop and come back one by one, rather than one per change.
+    b.textContent = closed.length
+      ? `The server refused the event stream of ${closed.length === 1 ? 'topic' : 'topics'} ${quoted(closed)} (error response). Check the topics and press Subscribe to try again.`
       : 'The server is unreachable. Retrying automatically…';
     b.hidden = false;
   } else if (wasDown) {
@@ -45,17 +75,55 @@ function updateBanner() {
   }
 }
 
-// ---- event log ----------------------------------------------------------------
+// ---- per-topic panels and the event log -----------------------------------------
+
+function filterQuery() {
+  return $('filter').value.trim().toLowerCase();
+}
 
 function matches(li, q) {
   return !q || li.textContent.toLowerCase().includes(q);
 }
 
-function addEntry({ id, type, data, note }) {
+/** "3 events", or "1 of 3 shown" while the filter hides some. */
+function updateCount(feed) {
+  const all = feed.list.children.length;
+  let shown = 0;
+  for (const li of feed.list.children) if (!li.hidden) shown++;
+  feed.count.textContent = shown === all
+    ? `${all} event${all === 1 ? '' : 's'}`
+    : `${shown} of ${all} shown`;
+}
+
+function makePanel(feed) {
+  const panel = document.createElement('section');
+  panel.className = 'panel';
+  panel.dataset.topic = feed.topic;
+  panel.setAttribute('aria-label', `Topic ${feed.topic}`);
+  const head = document.createElement('header');
+  head.className = 'panel-head';
+  const name = document.createElement('h3');
+  name.textContent = feed.topic;
+  name.title = feed.topic;
+  const badge = document.createElement('span');
+  badge.className = 'pstate';
+  const count = document.createElement('span');
+  count.className = 'count';
+  head.append(name, badge, count);
+  const list = document.createElement('ol');
+  list.className = 'entries';
+  list.setAttribute('aria-label', `Events on ${feed.topic}`);
+  panel.append(head, list);
+  Object.assign(feed, { panel, list, count, badge });
+  updateCount(feed);
+}
+
+function addEntry(feed, { id, type, data, note }) {
   const li = document.createElement('li');
   li.className = 'entry' + (type === 'gap' ? ' gap' : '');
   li.dataset.id = id;
   li.dataset.type = type;
+  li.dataset.topic = feed.topic;
   const head = document.createElement('div');
   head.className = 'meta';
   // A gap event usually has no id of its own (lastEventId is then the previous one), so show none.
@@ -79,66 +147,122 @@ function addEntry({ id, type, data, note }) {
   pre.textContent = data;
   li.append(pre);
 
-  const log = $('log');
-  li.hidden = !matches(li, $('filter').value.trim().toLowerCase());
-  log.prepend(li);
-  while (log.children.length > MAX_ENTRIES) log.lastElementChild.remove();
+  li.hidden = !matches(li, filterQuery());
+  feed.list.prepend(li);
+  while (feed.list.children.length > MAX_ENTRIES) feed.list.lastElementChild.remove();
+  updateCount(feed);
   $('log-empty').hidden = true;
 }
 
-function onEvent(e) {
-  addEntry({ id: e.lastEventId, type: e.type, data: e.data });
-}
-
-function onGap(e) {
+function gapNote(e) {
   let asked = '?', oldest = null;
   try {
     const g = JSON.parse(e.data);
     asked = g.lastEventId;
     oldest = g.oldestId;
   } catch (_) { /* show the raw data anyway */ }
-  const note = oldest == null
+  return oldest == null
     ? `Gap: history could not fill in. Asked to resume after ${asked}, but the server holds no history (it may have restarted). Some events were missed.`
     : `Gap: history could not fill in. Asked to resume after ${asked}, oldest event still held is ${oldest}. Events in between were missed.`;
-  addEntry({ id: e.lastEventId, type: 'gap', data: e.data, note });
 }
 
 function listenFor(type) {
   if (type === 'gap') return; // onGap already shows these
   types.add(type);
-  if (es) es.addEventListener(type, onEvent); // same function twice is a no-op
+  // The same function twice is a no-op.
+  for (const f of feeds.values()) if (f.source) f.source.addEventListener(type, f.onEvent);
   $('listening').textContent = [...types, 'gap'].join(', ');
 }
 
 // ---- subscribe ----------------------------------------------------------------
 
-function subscribe() {
-  const topics = splitList($('topics').value);
-  if (!topics.length) topics.push('default');
-  $('topics').value = topics.join(', ');
-  splitList($('types').value).forEach(listenFor);
-
-  if (es) es.close();
-  const qs = new URLSearchParams(topics.map((t) => ['topic', t]));
+/** Opens the feed's EventSource. `resumeAfter` (an event id) asks history for what came after
+ *  it: a new EventSource has no Last-Event-ID of its own. */
+function openFeed(feed, resumeAfter) {
+  const qs = new URLSearchParams([['topic', feed.topic]]);
+  if (resumeAfter) qs.set('lastEventId', resumeAfter);
   const source = new EventSource('events?' + qs);
-  es = source;
-  setState('connecting');
+  feed.source = source;
+  const current = () => feed.source === source && feeds.get(feed.topic) === feed;
   source.onopen = () => {
-    if (es !== source) return;
-    setState('open');
-    sseDown = false;
-    updateBanner();
+    if (current()) setFeedState(feed, 'open');
   };
   source.onerror = () => {
-    if (es !== source) return;
-    setState(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
-    sseDown = true;
-    updateBanner();
+    if (current()) setFeedState(feed, source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
   };
-  source.addEventListener('gap', onGap);
-  types.forEach((t) => source.addEventListener(t, onEvent));
+  source.addEventListener('gap', feed.onGap);
+  types.forEach((t) => source.addEventListener(t, feed.onEvent));
+  setFeedState(feed, 'connecting');
+}
+
+function closeFeed(feed) {
+  if (feed.source) feed.source.close();
+  feed.source = null;
+}
+
+function newFeed(topic) {
+  const feed = { topic, source: null, state: 'connecting', lastId: '' };
+  feed.onEvent = (e) => {
+    if (e.lastEventId) feed.lastId = e.lastEventId;
+    addEntry(feed, { id: e.lastEventId, type: e.type, data: e.data });
+  };
+  feed.onGap = (e) => {
+    addEntry(feed, { id: e.lastEventId, type: 'gap', data: e.data, note: gapNote(e) });
+  };
+  makePanel(feed);
+  return feed;
+}
+
+function showTopicsNote(given, chosen) {
+  const note = $('topics-note');
+  if (given.length <= MAX_TOPICS) {
+    note.hidden = true;
+    note.textContent = '';
+    return;
+  }
+  const left = given.slice(MAX_TOPICS);
+  note.textContent = `Subscribed to the first ${MAX_TOPICS} of ${given.length} topics, not to `
+    + `${quoted(left)}: each topic takes a connection of its own, and a browser opens at most 6 `
+    + 'to one server.';
+  note.hidden = false;
+}
+
+function subscribe() {
+  const given = splitList($('topics').value);
+  if (!given.length) given.push('default');
+  $('topics').value = given.join(', ');
+  const chosen = given.slice(0, MAX_TOPICS);
+  showTopicsNote(given, chosen);
+  splitList($('types').value).forEach(listenFor);
   listenFor('message');
-  const url = new URLSearchParams(qs);
+
+  // Close what is no longer wanted first, so the browser's connections are free for the rest.
+  for (const [topic, feed] of feeds) {
+    if (chosen.includes(topic)) continue;
+    closeFeed(feed);
+    feed.panel.remove();
+    feeds.delete(topic);
+  }
+  const log = $('log');
+  for (const topic of chosen) {
+    let feed = feeds.get(topic);
+    if (!feed) {
+      feed = newFeed(topic);
+      feeds.set(topic, feed);
+      openFeed(feed);
+    } else if (!feed.source || feed.source.readyState === EventSource.CLOSED) {
+      // Refused before: try again, resuming after the last event this panel showed.
+      closeFeed(feed);
+      openFeed(feed, feed.lastId);
+    } // else: still open or reconnecting by itself; keep it.
+    log.append(feed.panel); // in the order given
+  }
+  log.dataset.count = String(chosen.length);
+  $('log-empty').hidden = [...feeds.values()].some((f) => f.list.children.length);
+  updateState();
+  updateBanner();
+
+  const url = new URLSearchParams(chosen.map((t) => ['topic', t]));
   splitList($('types').value).forEach((t) => url.append('type', t));
   history.replaceState(null, '', '?' + url); // shareable link to this view
 }
@@ -226,11 +350,17 @@ $('pub-data').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); publish(); }
 });
 $('filter').addEventListener('input', () => {
-  const q = $('filter').value.trim().toLowerCase();
-  for (const li of $('log').children) li.hidden = !matches(li, q);
+  const q = filterQuery();
+  for (const feed of feeds.values()) {
+    for (const li of feed.list.children) li.hidden = !matches(li, q);
+    updateCount(feed);
+  }
 });
 $('clear').addEventListener('click', () => {
-  $('log').replaceChildren();
+  for (const feed of feeds.values()) {
+    feed.list.replaceChildren();
+    updateCount(feed);
+  }
   $('log-empty').hidden = false;
 });
 

@@ -191,12 +191,27 @@ impl Driver {
     }
 }
 
-/// One entry of the page's log, as `(id, type, data)`.
+/// One entry of the page's log, as `(id, type, data)`: panel by panel, in the page's order, and
+/// each panel's entries in arrival order. Checks that every entry is in the panel of its topic.
 fn entries(report: &Value) -> Vec<(String, String, String)> {
-    report["entries"]
-        .as_array()
-        .expect("a list of entries")
-        .iter()
+    entries_of(report, None)
+}
+
+/// The entries of the panel of `topic`, in arrival order, as `(id, type, data)`.
+fn entries_in(report: &Value, topic: &str) -> Vec<(String, String, String)> {
+    entries_of(report, Some(topic))
+}
+
+fn entries_of(report: &Value, topic: Option<&str>) -> Vec<(String, String, String)> {
+    let list = report["entries"].as_array().expect("a list of entries");
+    for entry in list {
+        assert!(
+            entry["panel"].is_string() && entry["panel"] == entry["topic"],
+            "an entry outside the panel of its topic: {entry}"
+        );
+    }
+    list.iter()
+        .filter(|entry| topic.is_none_or(|topic| entry["topic"] == topic))
         .map(|entry| {
             let field = |name: &str| entry[name].as_str().unwrap_or_default().to_owned();
             (field("id"), field("type"), field("data"))
@@ -204,13 +219,34 @@ fn entries(report: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// The `Last-Event-ID` each answered subscribe of the page sent, in order (`None` without one).
-fn last_event_ids(report: &Value) -> Vec<Option<String>> {
+/// The topics of the page's panels, in its order.
+fn panels(report: &Value) -> Vec<String> {
+    serde_json::from_value(report["panels"].clone()).expect("a list of panel topics")
+}
+
+/// Every answered subscribe of the page, in order, as `(topic, Last-Event-ID)` (`None` without
+/// one). Checks that each subscribe asked for exactly one topic: the page opens one
+/// `EventSource` per topic.
+fn subscribes(report: &Value) -> Vec<(String, Option<String>)> {
     report["subscribes"]
         .as_array()
         .expect("a list of subscribes")
         .iter()
-        .map(|subscribe| subscribe["lastEventId"].as_str().map(str::to_owned))
+        .map(|subscribe| {
+            let topics = subscribe["topics"].as_array().expect("a list of topics");
+            assert_eq!(topics.len(), 1, "one topic per subscribe: {subscribe}");
+            let topic = topics[0].as_str().unwrap().to_owned();
+            (topic, subscribe["lastEventId"].as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+/// The `Last-Event-ID` each answered subscribe of the page for `topic` sent, in order.
+fn last_event_ids(report: &Value, topic: &str) -> Vec<Option<String>> {
+    subscribes(report)
+        .into_iter()
+        .filter(|(subscribed, _)| subscribed == topic)
+        .map(|(_, last_event_id)| last_event_id)
         .collect()
 }
 
@@ -284,7 +320,11 @@ async fn page_shows_events_from_its_form_and_from_curl_in_order_with_their_ids()
         ]
     );
     assert!(form_id.parse::<u64>().unwrap() < curl_id.parse::<u64>().unwrap());
-    assert_eq!(last_event_ids(&report), [None], "one subscribe, fresh");
+    assert_eq!(
+        subscribes(&report),
+        [("news".to_owned(), None)],
+        "one subscribe, fresh"
+    );
     server.stop().await;
 }
 
@@ -293,13 +333,20 @@ async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_th
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Server::start_on(listener, &[]);
+    // Two topics, so two streams: each resumes on its own, and each panel shows its own gap.
     let mut driver = Driver::start("restart", addr, json!({})).await;
     driver.step("subscribed").await;
-    server.wait_for_stat("subscribers", 1).await;
-    // `retry` makes the browser reconnect after 300 ms rather than its default 3 s.
+    server.wait_for_stat("subscribers", 2).await;
+    // `retry` makes the browser reconnect after 300 ms rather than its default 3 s; it applies
+    // to the stream that receives it, so each topic gets one.
     let before = publish(
         &server,
         json!({"topic": "news", "data": "before the restart", "retry": 300}),
+    )
+    .await;
+    let sport_before = publish(
+        &server,
+        json!({"topic": "sport", "data": "sport before the restart", "retry": 300}),
     )
     .await;
     driver.go_on().await;
@@ -314,7 +361,7 @@ async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_th
     driver.go_on().await;
 
     driver.step("reconnected").await;
-    server.wait_for_stat("subscribers", 1).await;
+    server.wait_for_stat("subscribers", 2).await;
     let after = publish(
         &server,
         json!({"topic": "news", "data": "after the restart"}),
@@ -323,17 +370,37 @@ async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_th
     driver.go_on().await;
 
     let report = driver.done().await;
-    let entries = entries(&report);
-    assert_eq!(entries.len(), 3, "{entries:?}");
-    assert_eq!(entries[0], message(&before, "before the restart"));
-    let (_, kind, data) = &entries[1];
-    assert_eq!(kind, "gap");
-    let gap: Value = serde_json::from_str(data).unwrap();
-    assert_eq!(gap, json!({"lastEventId": before, "oldestId": null}));
-    assert_eq!(entries[2], message(&after, "after the restart"));
-    // The first subscribe is fresh; the reconnect the new server answered carries the id the
-    // page last saw, sent by the browser's own EventSource.
-    assert_eq!(last_event_ids(&report), [None, Some(before)]);
+    assert_eq!(panels(&report), ["news", "sport"]);
+    assert_eq!(entries(&report).len(), 5, "{}", report["entries"]);
+    // Each panel: its event from before, the gap its own stream got, then what came after.
+    for (topic, before, data) in [
+        ("news", &before, "before the restart"),
+        ("sport", &sport_before, "sport before the restart"),
+    ] {
+        let entries = entries_in(&report, topic);
+        assert_eq!(entries[0], message(before, data), "{topic}: {entries:?}");
+        let (_, kind, data) = &entries[1];
+        assert_eq!(kind, "gap", "{topic}: {entries:?}");
+        let gap: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(
+            gap,
+            json!({"lastEventId": before, "oldestId": null}),
+            "{topic}"
+        );
+    }
+    let news = entries_in(&report, "news");
+    assert_eq!(news.len(), 3, "{news:?}");
+    assert_eq!(news[2], message(&after, "after the restart"));
+    assert_eq!(entries_in(&report, "sport").len(), 2);
+    // The first subscribe of each topic is fresh; the reconnect the new server answered carries
+    // the id that topic's stream last saw, sent by the browser's own EventSource.
+    assert_eq!(last_event_ids(&report, "news"), [None, Some(before)]);
+    assert_eq!(last_event_ids(&report, "sport"), [None, Some(sport_before)]);
+    assert_eq!(
+        subscribes(&report).len(),
+        4,
+        "only subscribes to news and sport"
+    );
     assert_eq!(banners(&report), ["down", "up"], "{}", report["banners"]);
     server.stop().await;
 }
@@ -383,8 +450,104 @@ async fn page_catches_up_from_history_after_a_dropped_connection_without_a_gap()
         "replayed in order, no gap"
     );
     // Attempts while the network was cut got no answer; the one that did resumed from `first`.
-    assert_eq!(last_event_ids(&report), [None, Some(first)]);
+    assert_eq!(last_event_ids(&report, "news"), [None, Some(first)]);
+    assert_eq!(subscribes(&report).len(), 2, "only subscribes to news");
     assert_eq!(banners(&report), ["down", "up"], "{}", report["banners"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_gives_each_topic_a_panel_and_subscribes_to_four_topics_at_most() {
+    let server = Server::start(&[]).await;
+    let mut driver = Driver::start("topics", server.addr, json!({})).await;
+    // Given five topics, the page says it takes the first four, and opens one stream for each.
+    let subscribed = driver.step("subscribed").await;
+    assert_eq!(panels(&subscribed), ["news", "sport", "alerts", "ops"]);
+    let note = &subscribed["note"];
+    assert_eq!(note["shown"], true, "{note}");
+    let text = note["text"].as_str().unwrap();
+    for said in ["first 4 of 5 topics", "not to “extra”"] {
+        assert!(text.contains(said), "{said:?} not in {text:?}");
+    }
+    server.wait_for_stat("subscribers", 4).await;
+    let news = publish(&server, json!({"topic": "news", "data": "news only"})).await;
+    let both = publish(
+        &server,
+        json!({"topic": ["sport", "alerts"], "data": "both sport and alerts"}),
+    )
+    .await;
+    let answer = server
+        .publish(json!({"topic": "extra", "data": "nobody listens"}))
+        .await;
+    assert_eq!(answer["subscribers"], 0, "the fifth topic has no stream");
+    driver.go_on().await;
+
+    let report = driver.done().await;
+    let form = &report["form"];
+    assert_eq!(form["ok"], true, "the form's publish failed: {form}");
+    let text = form["text"].as_str().unwrap();
+    assert!(text.ends_with(" to 1 subscriber."), "{text:?}");
+    let form_id = text
+        .strip_prefix("Published id ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no id in {text:?}"));
+    assert_eq!(report["state"], "open");
+    assert_eq!(
+        report["subscribers"], "4",
+        "stats still polled beside four streams"
+    );
+    assert_eq!(report["topicsValue"], "news, sport, alerts, ops, extra");
+    assert_eq!(
+        report["search"],
+        "?topic=news&topic=sport&topic=alerts&topic=ops"
+    );
+    assert_eq!(panels(&report), ["news", "sport", "alerts", "ops"]);
+    assert_eq!(entries_in(&report, "news"), [message(&news, "news only")]);
+    for topic in ["sport", "alerts"] {
+        let shown = entries_in(&report, topic);
+        assert_eq!(shown, [message(&both, "both sport and alerts")], "{topic}");
+    }
+    assert_eq!(
+        entries_in(&report, "ops"),
+        [message(form_id, "from the form")]
+    );
+    assert_eq!(entries(&report).len(), 4);
+    let mut seen = subscribes(&report);
+    seen.sort();
+    let fresh = ["alerts", "news", "ops", "sport"].map(|topic| (topic.to_owned(), None));
+    assert_eq!(
+        seen, fresh,
+        "one fresh subscribe per topic, none for the fifth"
+    );
+
+    // The filter works across panels (case-insensitively), and clearing it shows everything.
+    let visible = |list: &Value| -> Vec<(String, String)> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["hidden"] == false)
+            .map(|entry| {
+                let field = |name: &str| entry[name].as_str().unwrap().to_owned();
+                (field("topic"), field("data"))
+            })
+            .collect()
+    };
+    let both_data = "both sport and alerts".to_owned();
+    assert_eq!(
+        visible(&report["filtered"]),
+        [
+            ("sport".to_owned(), both_data.clone()),
+            ("alerts".to_owned(), both_data)
+        ]
+    );
+    assert_eq!(
+        report["filtered"].as_array().unwrap().len(),
+        4,
+        "hidden, not removed"
+    );
+    assert_eq!(visible(&report["unfiltered"]).len(), 4);
+    // Clear empties every panel and keeps the panels.
+    assert_eq!(report["cleared"], json!([]));
     server.stop().await;
 }
 
@@ -433,27 +596,46 @@ async fn screenshot_of_the_demo_page_with_events_in_its_log() {
     let _ = std::fs::remove_file(&shot);
     let mut driver = Driver::start("screenshot", server.addr, json!({"path": shot})).await;
     driver.step("subscribed").await;
-    server.wait_for_stat("subscribers", 1).await;
+    // One stream per topic: news, sport, alerts.
+    server.wait_for_stat("subscribers", 3).await;
+    let mut both = String::new();
     for body in [
         json!({"topic": "news", "data": "Markets open higher"}),
-        json!({"topic": "news", "event": "score", "data": {"home": 1, "away": 1}}),
+        json!({"topic": "sport", "data": "Kick-off: Rovers v United"}),
+        json!({"topic": "sport", "event": "score", "data": {"home": 1, "away": 0}}),
         json!({"topic": "alerts", "data": "Disk 80% full on db-2\nrotating logs"}),
-        json!({"topic": "news", "event": "score", "data": {"home": 2, "away": 1}}),
-        json!({"topic": ["news", "alerts"], "data": "One event, two topics, delivered once"}),
+        json!({"topic": "sport", "event": "score", "data": {"home": 1, "away": 1}}),
+        json!({"topic": ["news", "alerts"], "data": "One event, two topics: in both panels, same id"}),
+        json!({"topic": "news", "data": "Rates unchanged at 4.25%"}),
     ] {
-        server.publish(body).await;
+        let two_topics = body["topic"].is_array();
+        let id = publish(&server, body).await;
+        if two_topics {
+            both = id;
+        }
     }
     driver.go_on().await;
 
     let report = driver.done().await;
-    let kinds: Vec<String> = entries(&report)
-        .into_iter()
-        .map(|(_, kind, _)| kind)
-        .collect();
-    assert_eq!(
-        kinds,
-        ["message", "score", "message", "score", "message", "message"]
-    );
+    assert_eq!(panels(&report), ["news", "sport", "alerts"]);
+    let kinds = |topic: &str| -> Vec<String> {
+        entries_in(&report, topic)
+            .into_iter()
+            .map(|(_, kind, _)| kind)
+            .collect()
+    };
+    assert_eq!(entries(&report).len(), 9);
+    assert_eq!(kinds("news"), ["message", "message", "message"]);
+    assert_eq!(kinds("sport"), ["message", "score", "score"]);
+    assert_eq!(kinds("alerts"), ["message", "message", "message"]);
+    // The event published to two topics comes once on each topic's stream, with its one id.
+    let with_both_id = |topic: &str| {
+        entries_in(&report, topic)
+            .iter()
+            .filter(|(id, _, _)| *id == both)
+            .count()
+    };
+    assert_eq!((with_both_id("news"), with_both_id("alerts")), (1, 1));
     let png = std::fs::read(&shot).expect("the driver saved the screenshot");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());

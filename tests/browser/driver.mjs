@@ -59,13 +59,29 @@ async function step(name, report = {}) {
 
 // ---- reading the demo page ------------------------------------------------------
 
-/** The log's entries in arrival order (the page shows the newest first). */
+/** The log's entries, panel by panel in the page's order, each panel's in arrival order (the
+ *  page shows the newest first). `panel` is the topic of the panel an entry is in (null when it
+ *  is in none), `topic` the entry's own. */
 function entries(page) {
-  return page.$$eval('#log .entry', (lis) => lis.reverse().map((li) => ({
-    id: li.dataset.id,
-    type: li.dataset.type,
-    data: li.querySelector('.data').textContent,
-  })));
+  return page.$$eval('#log .entry', (lis) => {
+    const panels = [...document.querySelectorAll('#log [data-topic]:not(.entry)')];
+    return lis
+      .map((li, n) => ({ li, n, panel: li.parentElement.closest('#log [data-topic]') }))
+      .sort((a, b) => panels.indexOf(a.panel) - panels.indexOf(b.panel) || b.n - a.n)
+      .map(({ li, panel }) => ({
+        panel: panel ? panel.dataset.topic ?? null : null,
+        topic: li.dataset.topic ?? null,
+        id: li.dataset.id,
+        type: li.dataset.type,
+        data: li.querySelector('.data').textContent,
+        hidden: li.hidden,
+      }));
+  });
+}
+
+/** The topics of the log's panels, in the page's order. */
+function panels(page) {
+  return page.$$eval('#log [data-topic]:not(.entry)', (els) => els.map((el) => el.dataset.topic));
 }
 
 function waitEntries(page, count) {
@@ -134,23 +150,29 @@ const scenarios = {
     return { form, entries: await entries(page) };
   },
 
-  /** The server stops and starts again on the same port; the page reconnects and shows a gap. */
+  /** The server stops and starts again on the same port; each topic's stream reconnects by
+   *  itself and its panel shows its own gap. */
   async restart(page, base) {
-    await page.goto(`${base}/?topic=news`);
+    await page.goto(`${base}/?topic=news&topic=sport`);
     await waitState(page, 'open');
     await watchBanner(page);
-    await step('subscribed'); // the test publishes one event
-    await waitEntries(page, 1);
+    await step('subscribed'); // the test publishes one event to each topic
+    await waitEntries(page, 2);
     await step('received'); // the test stops the server
     await waitState(page, 'reconnecting');
     await waitBanner(page, 'down');
     await step('down'); // the test starts a new server on the same port
-    await page.waitForSelector('#log .entry.gap', { timeout: WAIT_MS });
+    await page.waitForFunction(
+      () => document.querySelectorAll('#log .entry.gap').length >= 2, null, { timeout: WAIT_MS });
     await waitState(page, 'open');
     await step('reconnected'); // the test publishes one more event
-    await waitEntries(page, 3);
+    await waitEntries(page, 5);
     await waitBanner(page, 'up');
-    return { banners: await page.evaluate(() => window.banners), entries: await entries(page) };
+    return {
+      banners: await page.evaluate(() => window.banners),
+      panels: await panels(page),
+      entries: await entries(page),
+    };
   },
 
   /** The network drops the stream while the server stays up; the page resumes from history. */
@@ -199,19 +221,53 @@ const scenarios = {
     return fan;
   },
 
-  /** The demo page with a few events in its log, as a picture. */
+  /** Five topics: a note says only the first four are subscribed, each in a panel of its own.
+   *  Then the filter and the clear button, across panels. */
+  async topics(page, base) {
+    await page.goto(`${base}/?topic=news,sport&topic=alerts&topic=ops&topic=extra`);
+    await waitState(page, 'open');
+    const note = await page.$eval('#topics-note', (p) => ({ shown: !p.hidden, text: p.textContent }));
+    await step('subscribed', { note, panels: await panels(page) }); // the test publishes
+    await waitEntries(page, 3);
+    await page.waitForFunction(
+      () => document.querySelector('#subscribers').textContent === '4', null, { timeout: WAIT_MS });
+    // Publishing from the form still works with four streams open.
+    const form = await publishFromForm(page, 'ops', 'from the form');
+    await waitEntries(page, 4);
+    const received = await entries(page);
+    await page.fill('#filter', 'BOTH');
+    const filtered = await entries(page);
+    await page.fill('#filter', '');
+    const unfiltered = await entries(page);
+    await page.click('#clear');
+    const cleared = await entries(page);
+    return {
+      state: await page.textContent('#state'),
+      topicsValue: await page.inputValue('#topics'),
+      search: await page.evaluate(() => location.search),
+      subscribers: await page.textContent('#subscribers'),
+      form,
+      panels: await panels(page),
+      entries: received,
+      filtered,
+      unfiltered,
+      cleared,
+    };
+  },
+
+  /** The demo page with a few events in each of three topics' panels, as a picture. */
   async screenshot(page, base, { path }) {
-    await page.goto(`${base}/?topic=news&topic=alerts&type=score`);
+    await page.goto(`${base}/?topic=news&topic=sport&topic=alerts&type=score`);
     await waitState(page, 'open');
     await step('subscribed'); // the test publishes a few events
-    await waitEntries(page, 5);
+    await waitEntries(page, 8);
     const form = await publishFromForm(page, 'alerts', 'Deploy finished: all green');
-    await waitEntries(page, 6);
+    await waitEntries(page, 9);
     await page.waitForFunction(
-      () => document.querySelector('#subscribers').textContent === '1', null, { timeout: WAIT_MS });
+      () => document.querySelector('#subscribers').textContent === '3', null, { timeout: WAIT_MS });
     await page.waitForFunction(() => document.querySelectorAll('#stats div').length > 0);
     await page.screenshot({ path });
-    return { form, entries: await entries(page), path };
+    return { form, panels: await panels(page), entries: await entries(page), path };
   },
 };
 
@@ -264,6 +320,7 @@ async function main() {
     const unknown = new Promise((resolve) => setTimeout(resolve, 2000, null));
     subscribes.push(Promise.race([request.allHeaders(), unknown]).then((headers) => ({
       url: request.url(),
+      topics: new URL(request.url()).searchParams.getAll('topic'),
       status: response.status(),
       lastEventId: headers ? headers['last-event-id'] ?? null : '(headers unknown)',
     })));
