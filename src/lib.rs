@@ -11,6 +11,7 @@
 //! kept in each of its topics' history rings, and written by each shard straight from those
 //! shared bytes to every subscriber's socket, several frames per vectored write when one is
 //! behind. One timer wheel per shard sends keep-alive comments to idle subscribers.
+#![forbid(unsafe_code)]
 
 pub mod broadcast;
 pub mod config;

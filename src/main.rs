@@ -1,4 +1,5 @@
 //! The `ssecast` binary: reads its settings, binds, and runs the server until SIGINT/SIGTERM.
+#![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
 
