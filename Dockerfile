@@ -7,13 +7,15 @@ WORKDIR /src
 # Dependencies first, in a layer of their own, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
-RUN mkdir -p src loadtest/src static \
+RUN mkdir -p src benches loadtest/src static \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && echo 'fn main() {}' > loadtest/src/main.rs \
+    && echo 'fn main() {}' > benches/alloc.rs \
+    && echo 'fn main() {}' > loadtest/src/main.rs && touch loadtest/src/lib.rs \
     && cargo build --release --locked -p ssecast \
-    && rm -rf src loadtest/src
+    && rm -rf src benches loadtest/src
 COPY src src
 COPY static static
+COPY benches benches
 COPY loadtest/src loadtest/src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p ssecast
 
