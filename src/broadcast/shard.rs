@@ -5,7 +5,8 @@
 //! `mio::Waker` tells it that commands are waiting. Each turn it handles socket readiness
 //! (a peer that hung up, a full socket that drained), takes the queued commands (subscribes and
 //! publications, in the order the broadcaster sent them), delivers to every subscriber of the
-//! topics that got frames, and writes keep-alives to those the wheel reports idle.
+//! topics that got frames (unless it is resting after a long pass), writes keep-alives to
+//! those the wheel reports idle, and drops the subscribers marked gone during the turn.
 
 use std::io::{self, Read, Write};
 use std::mem::take;
