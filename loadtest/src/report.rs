@@ -1,4 +1,7 @@
 //! The plain table printed at the end of a run, and the number formats it uses.
+//!
+//! [`Comparison`] builds the table of a scenario that can run beside the floor: one value column,
+//! or the server's, the floor's and their ratio.
 
 use std::fmt::Write;
 
@@ -64,6 +67,68 @@ impl Table {
     }
 }
 
+/// A report that names the server it measured.
+pub trait Named {
+    /// Which server.
+    fn server(&self) -> &str;
+}
+
+/// A table of one report, or of a report beside its floor run with the ratio of the two.
+pub struct Comparison<'a, R> {
+    table: Table,
+    report: &'a R,
+    floor: Option<&'a R>,
+}
+
+impl<'a, R: Named> Comparison<'a, R> {
+    /// A table headed by the scenario's name and the server (and floor) names.
+    pub fn new(scenario: &str, report: &'a R, floor: Option<&'a R>) -> Comparison<'a, R> {
+        let mut header = vec![scenario, report.server()];
+        if let Some(floor) = floor {
+            header.extend([floor.server(), "ratio"]);
+        }
+        Comparison {
+            table: Table::new(&header),
+            report,
+            floor,
+        }
+    }
+
+    /// Adds a row of the figure `value` reads, written by `format`, and the ratio beside a floor.
+    pub fn row(&mut self, name: &str, value: impl Fn(&R) -> f64, format: impl Fn(f64) -> String) {
+        let mut values = vec![format(value(self.report))];
+        if let Some(floor) = self.floor {
+            values.push(format(value(floor)));
+            values.push(ratio(value(self.report), value(floor)));
+        }
+        self.table.row(name, values);
+    }
+
+    /// Adds a row of a count that should be zero (see [`alarm`]), with no ratio.
+    pub fn alarm(&mut self, name: &str, count: impl Fn(&R) -> u64) {
+        let mut values = vec![alarm(count(self.report))];
+        if let Some(floor) = self.floor {
+            values.extend([alarm(count(floor)), String::new()]);
+        }
+        self.table.row(name, values);
+    }
+
+    /// Adds a section line.
+    pub fn section(&mut self, name: &str) {
+        self.table.section(name);
+    }
+
+    /// The table built.
+    pub fn into_table(self) -> Table {
+        self.table
+    }
+}
+
+/// A count, no decimals.
+pub fn count(value: f64) -> String {
+    format!("{value:.0}")
+}
+
 /// Milliseconds with two decimals.
 pub fn ms(value: f64) -> String {
     format!("{value:.2} ms")
@@ -104,7 +169,19 @@ pub fn alarm(count: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{alarm, ratio, Table};
+    use super::{alarm, ratio, Comparison, Named, Table};
+
+    struct Figures {
+        server: &'static str,
+        streaming: u64,
+        failed: u64,
+    }
+
+    impl Named for Figures {
+        fn server(&self) -> &str {
+            self.server
+        }
+    }
 
     #[test]
     fn renders_aligned() {
@@ -120,5 +197,37 @@ mod tests {
         assert_eq!(ratio(3.0, 0.0), "-");
         assert_eq!(alarm(0), "0");
         assert_eq!(alarm(3), "!! 3 !!");
+    }
+
+    #[test]
+    fn compares_beside_the_floor_or_alone() {
+        let server = Figures {
+            server: "server",
+            streaming: 30,
+            failed: 0,
+        };
+        let floor = Figures {
+            server: "floor",
+            streaming: 20,
+            failed: 2,
+        };
+        let build = |floor| {
+            let mut table = Comparison::new("scenario", &server, floor);
+            table.row("streaming", |f| f.streaming as f64, super::count);
+            table.alarm("failed", |f| f.failed);
+            table.section("note");
+            table.into_table().render()
+        };
+        assert_eq!(
+            build(Some(&floor)),
+            "scenario   server    floor  ratio\n\
+             streaming      30       20  1.50x\n\
+             failed          0  !! 2 !!\n\
+             -- note\n"
+        );
+        assert_eq!(
+            build(None),
+            "scenario   server\nstreaming      30\nfailed          0\n-- note\n"
+        );
     }
 }

@@ -13,8 +13,7 @@ use serde::Serialize;
 use super::{Run, Samples};
 use crate::error::Error;
 use crate::probe::{self, Memory};
-use crate::report::{self, Table};
-use crate::sampler::Sampler;
+use crate::report::{self, Comparison, Named, Table};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -110,8 +109,7 @@ pub struct Report {
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let n = args.subscribers;
-    let fleet = run.fleet(n)?;
-    let sampler = Sampler::start(run.target.pids.clone(), fleet.clone());
+    let (fleet, sampler) = run.watch(n)?;
     let pids = &run.target.pids;
     let mut idle = run.wait_idle();
     let before = probe::memory(pids)?;
@@ -180,91 +178,80 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     })
 }
 
+impl Named for Report {
+    fn server(&self) -> &str {
+        &self.server
+    }
+}
+
 /// Renders one report, or a report beside its floor run.
 pub fn table(report: &Report, floor: Option<&Report>) -> Table {
-    let mut header = vec!["connect", report.server.as_str()];
-    if let Some(floor) = floor {
-        header.extend([floor.server.as_str(), "ratio"]);
-    }
-    let mut table = Table::new(&header);
-    let mut row = |name: &str, f: &dyn Fn(&Report) -> f64, fmt: fn(f64) -> String| {
-        let mut values = vec![fmt(f(report))];
-        if let Some(floor) = floor {
-            values.push(fmt(f(floor)));
-            values.push(report::ratio(f(report), f(floor)));
-        }
-        table.row(name, values);
-    };
-    let count = |v: f64| format!("{v:.0}");
-    row("subscribers streaming", &|r| r.connected as f64, count);
-    row("client processes", &|r| r.processes as f64, count);
-    row("connect time", &|r| r.connect_seconds, |v| {
-        format!("{v:.1} s")
-    });
-    row(
+    let mut table = Comparison::new("connect", report, floor);
+    table.row(
+        "subscribers streaming",
+        |r| r.connected as f64,
+        report::count,
+    );
+    table.row("client processes", |r| r.processes as f64, report::count);
+    table.row(
+        "connect time",
+        |r| r.connect_seconds,
+        |v| format!("{v:.1} s"),
+    );
+    table.row(
         "user RSS / sub, average",
-        &|r| r.rss.average,
+        |r| r.rss.average,
         report::bytes_each,
     );
-    row(
+    table.row(
         "user RSS / sub, marginal",
-        &|r| r.rss.marginal,
+        |r| r.rss.marginal,
         report::bytes_each,
     );
-    row(
+    table.row(
         "user RssAnon / sub, average",
-        &|r| r.rss_anon.average,
+        |r| r.rss_anon.average,
         report::bytes_each,
     );
-    row(
+    table.row(
         "user RssAnon / sub, marginal",
-        &|r| r.rss_anon.marginal,
+        |r| r.rss_anon.marginal,
         report::bytes_each,
     );
-    row(
+    table.row(
         "kernel / sub, average (both ends)",
-        &|r| r.kernel.average,
+        |r| r.kernel.average,
         report::bytes_each,
     );
-    row(
+    table.row(
         "kernel / sub, marginal (both ends)",
-        &|r| r.kernel.marginal,
+        |r| r.kernel.marginal,
         report::bytes_each,
     );
     let mem = |v: f64| report::mib(v as u64);
-    row("server RSS before", &|r| r.memory.before.rss as f64, mem);
-    row("server RSS at N/2", &|r| r.memory.half.rss as f64, mem);
-    row("server RSS at N", &|r| r.memory.full.rss as f64, mem);
-    row(
+    table.row("server RSS before", |r| r.memory.before.rss as f64, mem);
+    table.row("server RSS at N/2", |r| r.memory.half.rss as f64, mem);
+    table.row("server RSS at N", |r| r.memory.full.rss as f64, mem);
+    table.row(
         "server RSS after close",
-        &|r| r.memory.closed.rss as f64,
+        |r| r.memory.closed.rss as f64,
         mem,
     );
-    row(
+    table.row(
         "server RSS after settle",
-        &|r| r.memory.settled.rss as f64,
+        |r| r.memory.settled.rss as f64,
         mem,
     );
-    row("kernel before", &|r| r.memory.before.kernel() as f64, mem);
-    row("kernel at N", &|r| r.memory.full.kernel() as f64, mem);
-    row(
+    table.row("kernel before", |r| r.memory.before.kernel() as f64, mem);
+    table.row("kernel at N", |r| r.memory.full.kernel() as f64, mem);
+    table.row(
         "kernel after settle",
-        &|r| r.memory.settled.kernel() as f64,
+        |r| r.memory.settled.kernel() as f64,
         mem,
     );
-    let mut unanswered = vec![report::alarm(report.unanswered)];
-    if let Some(floor) = floor {
-        unanswered.extend([report::alarm(floor.unanswered), String::new()]);
-    }
-    table.row("connections never answered", unanswered);
-    let mut failures = vec![report::alarm(report.failed)];
-    let mut closed = vec![report::alarm(report.closed_by_server)];
-    if let Some(floor) = floor {
-        failures.extend([report::alarm(floor.failed), String::new()]);
-        closed.extend([report::alarm(floor.closed_by_server), String::new()]);
-    }
-    table.row("failed connections", failures);
-    table.row("closed by server while held", closed);
+    table.alarm("connections never answered", |r| r.unanswered);
+    table.alarm("failed connections", |r| r.failed);
+    table.alarm("closed by server while held", |r| r.closed_by_server);
     for r in std::iter::once(report).chain(floor) {
         if !r.idle {
             table.section(&format!(
@@ -276,5 +263,5 @@ pub fn table(report: &Report, floor: Option<&Report>) -> Table {
             table.section(&format!("{}: first failure: {error}", r.server));
         }
     }
-    table
+    table.into_table()
 }

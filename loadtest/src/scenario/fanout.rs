@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Run, Samples};
+use super::{Connected, Run, Samples};
 use crate::error::Error;
 use crate::latency::Latency;
 use crate::probe;
 use crate::publish::{self, Pace, Published, Requests};
 use crate::report::{self, Table};
-use crate::sampler::Sampler;
 
 /// How long deliveries may stall before the drain gives up.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
@@ -89,12 +88,11 @@ pub struct Report {
 
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
-    let n = args.subscribers;
-    let fleet = run.fleet(n)?;
-    let sampler = Sampler::start(run.target.pids.clone(), fleet.clone());
-    let status = fleet.connect_and_wait(n, run.connect_limit(n), &run.ui, "connecting")?;
-    run.wait_idle();
-    fleet.reset()?;
+    let Connected {
+        fleet,
+        sampler,
+        status,
+    } = run.connect_all(args.subscribers)?;
     let closed_before = fleet.status()?.closed;
     let server_cpu = probe::cpu_ticks(&run.target.pids)?;
     let client_cpu = fleet.cpu_ticks()?;

@@ -1,5 +1,9 @@
 //! The scenarios: `connect`, `single`, `fanout` and `pulse`, each a function from a [`Run`] and
 //! its arguments to a report that serializes to JSON and renders as a table.
+//!
+//! [`Run`] also holds the set-up they share: [`Run::watch`] starts the clients and the sampler,
+//! and [`Run::connect_all`] goes on to connect every subscriber and leave the server idle and the
+//! counts at zero, where the delivery scenarios (`single`, `fanout`) begin.
 
 pub mod connect;
 pub mod fanout;
@@ -10,11 +14,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::Status;
 use crate::error::Error;
 use crate::fleet::{ClientOptions, Fleet};
 use crate::floor::FloorProcess;
 use crate::probe;
-use crate::sampler::Sample;
+use crate::sampler::{Sample, Sampler};
 use crate::target::{Publish, Target, Url, DEFAULT_BODY};
 use crate::ui::Ui;
 
@@ -31,6 +36,16 @@ pub struct Run {
     pub svg: Option<PathBuf>,
 }
 
+/// Subscribers connected, idle and counted from zero: where a delivery scenario starts.
+pub struct Connected {
+    /// The clients.
+    pub fleet: Arc<Fleet>,
+    /// Server RSS and connections over time, from before the first connection.
+    pub sampler: Sampler,
+    /// How the connection went.
+    pub status: Status,
+}
+
 /// How long server CPU must stand still to count as idle.
 pub const IDLE_QUIET: Duration = Duration::from_millis(300);
 /// The longest wait for the server to go idle.
@@ -40,6 +55,29 @@ impl Run {
     /// Starts the clients for `n` subscribers.
     pub fn fleet(&self, n: usize) -> Result<Arc<Fleet>, Error> {
         Fleet::start(&self.target.subscribe, n, &self.client).map(Arc::new)
+    }
+
+    /// Starts the clients for `n` subscribers, none connected yet, and the sampler watching
+    /// them and the server.
+    pub fn watch(&self, n: usize) -> Result<(Arc<Fleet>, Sampler), Error> {
+        let fleet = self.fleet(n)?;
+        let sampler = Sampler::start(self.target.pids.clone(), fleet.clone());
+        Ok((fleet, sampler))
+    }
+
+    /// Starts `n` subscribers and connects them all, then waits for the server to go idle and
+    /// forgets the counts, so that what follows counts only its own deliveries. Whether the
+    /// server went idle is not reported: these scenarios measure time, not memory.
+    pub fn connect_all(&self, n: usize) -> Result<Connected, Error> {
+        let (fleet, sampler) = self.watch(n)?;
+        let status = fleet.connect_and_wait(n, self.connect_limit(n), &self.ui, "connecting")?;
+        self.wait_idle();
+        fleet.reset()?;
+        Ok(Connected {
+            fleet,
+            sampler,
+            status,
+        })
     }
 
     /// The longest the connection of `n` subscribers may take.

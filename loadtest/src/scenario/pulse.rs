@@ -11,7 +11,7 @@ use super::{Run, Samples};
 use crate::error::Error;
 use crate::probe;
 use crate::report::{self, Table};
-use crate::sampler::{Sample, Sampler};
+use crate::sampler::Sample;
 
 /// RSS within this of the baseline counts as back.
 pub const BACK_WITHIN: u64 = 2 * 1024 * 1024;
@@ -76,8 +76,7 @@ pub struct Report {
 
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
-    let fleet = run.fleet(args.big.max(args.small))?;
-    let sampler = Sampler::start(run.target.pids.clone(), fleet.clone());
+    let (fleet, sampler) = run.watch(args.big.max(args.small))?;
     let plan = std::iter::repeat_n(("big", args.big), args.pulses).chain(std::iter::repeat_n(
         ("small", args.small),
         args.small_pulses,

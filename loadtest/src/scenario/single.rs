@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Run, Samples};
+use super::{Connected, Run, Samples};
 use crate::error::Error;
 use crate::latency::median;
 use crate::publish::Publisher;
-use crate::report::{self, Table};
-use crate::sampler::Sampler;
+use crate::report::{self, Comparison, Named, Table};
 
 /// The most events a run sends (each keeps its own histogram in every client thread).
 pub const MAX_EVENTS: usize = 100;
@@ -91,12 +90,11 @@ pub struct Report {
 
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
-    let n = args.subscribers;
-    let fleet = run.fleet(n)?;
-    let sampler = Sampler::start(run.target.pids.clone(), fleet.clone());
-    let status = fleet.connect_and_wait(n, run.connect_limit(n), &run.ui, "connecting")?;
-    run.wait_idle();
-    fleet.reset()?;
+    let Connected {
+        fleet,
+        sampler,
+        status,
+    } = run.connect_all(args.subscribers)?;
     let mut publisher = Publisher::new(&run.target, args.size);
     let streaming = status.streaming;
     let bar = run.ui.bar(args.events as u64, "events");
@@ -218,51 +216,32 @@ pub fn combine(rounds: Vec<Report>) -> Report {
     }
 }
 
+impl Named for Report {
+    fn server(&self) -> &str {
+        &self.server
+    }
+}
+
 /// Renders one report, or a report beside its floor run.
 pub fn table(report: &Report, floor: Option<&Report>) -> Table {
-    let mut header = vec!["single", report.server.as_str()];
-    if let Some(floor) = floor {
-        header.extend([floor.server.as_str(), "ratio"]);
-    }
-    let mut table = Table::new(&header);
-    let mut row = |name: &str, f: &dyn Fn(&Report) -> f64, fmt: fn(f64) -> String| {
-        let mut values = vec![fmt(f(report))];
-        if let Some(floor) = floor {
-            values.push(fmt(f(floor)));
-            values.push(report::ratio(f(report), f(floor)));
-        }
-        table.row(name, values);
-    };
-    let count = |v: f64| format!("{v:.0}");
-    row("subscribers", &|r| r.subscribers as f64, count);
-    row("events", &|r| r.events as f64, count);
-    row("rounds", &|r| r.rounds as f64, count);
-    row("to first subscriber (median)", &|r| r.first_ms, report::ms);
-    row(
-        "to median subscriber (median)",
-        &|r| r.median_ms,
-        report::ms,
-    );
-    row("to last subscriber (median)", &|r| r.last_ms, report::ms);
-    row("delivered", &|r| r.delivered as f64, count);
-    row("expected", &|r| r.expected as f64, count);
-    for (name, f) in [
-        ("lost", (|r: &Report| r.lost) as fn(&Report) -> u64),
-        ("duplicated", |r| r.duplicated),
-        ("reordered", |r| r.reordered),
-        ("failed connections", |r| r.failed),
-        ("events timed out", |r| r.timed_out as u64),
-    ] {
-        let mut values = vec![report::alarm(f(report))];
-        if let Some(floor) = floor {
-            values.extend([report::alarm(f(floor)), String::new()]);
-        }
-        table.row(name, values);
-    }
+    let mut table = Comparison::new("single", report, floor);
+    table.row("subscribers", |r| r.subscribers as f64, report::count);
+    table.row("events", |r| r.events as f64, report::count);
+    table.row("rounds", |r| r.rounds as f64, report::count);
+    table.row("to first subscriber (median)", |r| r.first_ms, report::ms);
+    table.row("to median subscriber (median)", |r| r.median_ms, report::ms);
+    table.row("to last subscriber (median)", |r| r.last_ms, report::ms);
+    table.row("delivered", |r| r.delivered as f64, report::count);
+    table.row("expected", |r| r.expected as f64, report::count);
+    table.alarm("lost", |r| r.lost);
+    table.alarm("duplicated", |r| r.duplicated);
+    table.alarm("reordered", |r| r.reordered);
+    table.alarm("failed connections", |r| r.failed);
+    table.alarm("events timed out", |r| r.timed_out as u64);
     for r in std::iter::once(report).chain(floor) {
         if let Some(error) = &r.first_error {
             table.section(&format!("{}: first failure: {error}", r.server));
         }
     }
-    table
+    table.into_table()
 }
