@@ -77,3 +77,47 @@ async fn subscribers_spread_over_shards_all_get_every_event() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_reach_every_shard_in_one_order() {
+    let server = Server::start(&["--shards", "3"]).await;
+    let mut streams = Vec::new();
+    for _ in 0..6 {
+        streams.push(server.subscribe("/events?topic=t", "").await);
+    }
+    server.wait_for_stat("subscribers", 6).await;
+    let publishers: Vec<_> = (0..4)
+        .map(|p| {
+            let client = *server;
+            tokio::spawn(async move {
+                for n in 0..50 {
+                    client.publish_id("t", &format!("{p}-{n}"), "x").await;
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    let mut orders = Vec::new();
+    for stream in &mut streams {
+        let mut order = Vec::with_capacity(200);
+        for _ in 0..200 {
+            order.push(stream.event_id().await);
+        }
+        orders.push(order);
+    }
+    // Each publisher's events in its own order, and every subscriber the same interleaving.
+    for p in 0..4 {
+        let mine: Vec<&String> = orders[0]
+            .iter()
+            .filter(|id| id.starts_with(&format!("{p}-")))
+            .collect();
+        let expected: Vec<String> = (0..50).map(|n| format!("{p}-{n}")).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>());
+    }
+    for order in &orders[1..] {
+        assert_eq!(order, &orders[0]);
+    }
+    server.stop().await;
+}
