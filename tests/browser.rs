@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{bind_again, install_atomically, run_to_completion, Proxy, Server};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use support::{bind_again, install_atomically, run_to_completion, spawn_piped, Proxy, Server};
+use tokio::io::{AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
@@ -83,30 +83,21 @@ impl Driver {
     /// Starts `scenario` against the server at `addr`, with options for it.
     async fn start(scenario: &'static str, addr: SocketAddr, options: Value) -> Driver {
         bootstrap();
-        let mut child = tokio::process::Command::new("node")
-            .arg("driver.mjs")
-            .arg(scenario)
-            .arg(format!("http://{addr}"))
-            .arg(options.to_string())
-            .current_dir(driver_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node runs");
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text).await;
-            text
-        });
+        let mut piped = spawn_piped(
+            tokio::process::Command::new("node")
+                .arg("driver.mjs")
+                .arg(scenario)
+                .arg(format!("http://{addr}"))
+                .arg(options.to_string())
+                .current_dir(driver_dir())
+                .stdin(Stdio::piped()),
+        );
         Driver {
             scenario,
-            stdin: child.stdin.take(),
-            child,
-            stdout,
-            stderr: Some(stderr),
+            stdin: piped.child.stdin.take(),
+            child: piped.child,
+            stdout: piped.stdout,
+            stderr: Some(piped.stderr),
         }
     }
 

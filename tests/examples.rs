@@ -17,8 +17,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{bind_again, install_atomically, run_to_completion, timed, Proxy, Server};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use support::{
+    bind_again, install_atomically, run_to_completion, spawn_piped, timed, Proxy, Server,
+};
+use tokio::io::{BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 use tokio::task::JoinHandle;
 
@@ -177,27 +179,18 @@ struct Subscriber {
 impl Subscriber {
     /// Starts `subscribe.py` for `topics` against the server (or proxy) at `addr`.
     fn start(topics: &[&str], addr: SocketAddr) -> Subscriber {
-        let mut child = tokio::process::Command::new(python())
-            .arg(examples_dir().join("subscribe.py"))
-            .args(topics)
-            .env("SSECAST_URL", format!("http://{addr}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python runs");
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text).await;
-            text
-        });
+        let piped = spawn_piped(
+            tokio::process::Command::new(python())
+                .arg(examples_dir().join("subscribe.py"))
+                .args(topics)
+                .env("SSECAST_URL", format!("http://{addr}"))
+                .stdin(Stdio::null())
+                .kill_on_drop(true),
+        );
         Subscriber {
-            child,
-            stdout,
-            stderr,
+            child: piped.child,
+            stdout: piped.stdout,
+            stderr: piped.stderr,
         }
     }
 

@@ -409,3 +409,34 @@ pub async fn bind_again(addr: SocketAddr) -> TcpListener {
         }
     }
 }
+
+/// A child process whose stdout is read line by line and whose stderr is collected whole (for
+/// failure messages), so neither pipe can fill up and block it.
+pub struct Piped {
+    pub child: tokio::process::Child,
+    pub stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    pub stderr: JoinHandle<String>,
+}
+
+/// Starts `command` with stdout and stderr piped (stdin as the caller set it).
+pub fn spawn_piped(command: &mut tokio::process::Command) -> Piped {
+    use tokio::io::AsyncBufReadExt;
+    let what = format!("{command:?}");
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {what}: {err}"));
+    let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut pipe = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text).await;
+        text
+    });
+    Piped {
+        child,
+        stdout,
+        stderr,
+    }
+}
