@@ -103,6 +103,7 @@ fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
     let settings = Settings {
         shards: 2,
         history: HISTORY,
+        max_topics: 16,
         keep_alive: Duration::from_secs(60),
     };
     let (broadcaster, shards) = Broadcaster::start(&settings, stats.clone()).unwrap();
@@ -118,7 +119,8 @@ fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
             topics: vec!["t".into()],
             last_event_id: None,
         };
-        broadcaster.subscribe(socket, request).unwrap();
+        let subscription = broadcaster.prepare(request).unwrap();
+        broadcaster.subscribe(socket, subscription).unwrap();
     }
     wait_until(|| stats.subscribers.load(Relaxed) == subscribers);
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -28,6 +28,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub history: u32,
 
+    /// Most topics held; a subscribe or publish naming new topics past it gets 503.
+    #[arg(long, env = "SSECAST_MAX_TOPICS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_topics: u32,
+
     /// Largest publish body accepted, in bytes.
     #[arg(long, env = "SSECAST_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -60,6 +65,7 @@ impl Config {
         broadcast::Settings {
             shards,
             history: self.history as usize,
+            max_topics: self.max_topics as usize,
             keep_alive: self.keep_alive,
         }
     }

@@ -22,6 +22,8 @@ pub struct Stats {
     pub frames_delivered: AtomicU64,
     /// Subscribers disconnected because history no longer held what they needed.
     pub subscribers_lagged: AtomicU64,
+    /// Topics held (each with its history).
+    pub topics: AtomicU64,
 }
 
 /// A copy of the counters at one moment, as `/stats` answers it.
@@ -33,6 +35,7 @@ pub struct Snapshot {
     pub events_published: u64,
     pub frames_delivered: u64,
     pub subscribers_lagged: u64,
+    pub topics: u64,
     /// Resident memory of the process (`VmRSS`), in bytes.
     pub rss_bytes: u64,
     /// The process id, for tools that read `/proc/PID`.
@@ -49,6 +52,7 @@ impl Stats {
             events_published: self.events_published.load(Relaxed),
             frames_delivered: self.frames_delivered.load(Relaxed),
             subscribers_lagged: self.subscribers_lagged.load(Relaxed),
+            topics: self.topics.load(Relaxed),
             rss_bytes: rss_bytes().unwrap_or(0),
             pid: std::process::id(),
         }

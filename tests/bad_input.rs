@@ -315,3 +315,34 @@ async fn clients_that_reset_mid_request_or_mid_stream_harm_no_one() {
     server.wait_for_stat("subscribers", 1).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_topics_past_the_limit_get_503_and_existing_ones_still_work() {
+    let server = Server::start(&["--max-topics", "3"]).await;
+    let mut stream = server.subscribe("/events?topic=a&topic=b", "").await;
+    server.wait_for_stat("subscribers", 1).await;
+    server.publish_id("c", "c1", "x").await;
+    // A publish naming one new topic past the limit is refused whole.
+    let refused = post(
+        server.addr,
+        "application/json",
+        br#"{"topic": ["a", "d"], "data": "x"}"#,
+    )
+    .await;
+    assert_eq!(refused.status, 503);
+    assert!(refused.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("limit of 3 topics"));
+    let response = request(
+        server.addr,
+        "GET /events?topic=e HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(response.status, 503);
+    assert!(response.json()["error"].is_string());
+    assert_eq!(server.stats().await["topics"], 3);
+    server.publish_id("a", "a1", "x").await;
+    assert_eq!(stream.event_id().await, "a1");
+    server.stop().await;
+}

@@ -36,14 +36,31 @@ pub struct Settings {
     pub shards: usize,
     /// Frames of history kept per topic.
     pub history: usize,
+    /// The most topics held.
+    pub max_topics: usize,
     /// Silence after which a subscriber is sent a keep-alive comment.
     pub keep_alive: Duration,
 }
 
-/// The broadcaster has shut down.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the server is shutting down")]
-pub struct Closed;
+pub use self::topic::TopicLimit;
+
+/// Why the broadcaster refused a subscribe or a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the server is shutting down")]
+    Closed,
+    #[error(transparent)]
+    TopicLimit(#[from] TopicLimit),
+}
+
+/// A subscribe whose topics the broadcaster has accepted, waiting for its socket.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Its topics, without repeats.
+    topics: Box<[TopicId]>,
+    /// The id it resumes after, if any.
+    last_event_id: Option<Box<str>>,
+}
 
 /// What a publish did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +130,7 @@ impl Broadcaster {
             threads.push(thread);
         }
         let hub = Hub {
-            registry: Registry::default(),
+            registry: Registry::new(settings.max_topics),
             seq: 0,
             last_assigned: 0,
         };
@@ -131,13 +148,25 @@ impl Broadcaster {
         ))
     }
 
+    /// Accepts a subscribe's topics (new ones count against the topic limit) before its
+    /// response head is written.
+    pub fn prepare(&self, request: Subscribe) -> Result<Subscription, Refused> {
+        Ok(Subscription {
+            topics: self.hub().intern(&request.topics, &self.inner.stats)?,
+            last_event_id: request.last_event_id.map(String::into_boxed_str),
+        })
+    }
+
     /// Hands a socket whose response head is written to a shard, which owns it from now on.
-    pub fn subscribe(&self, socket: std::net::TcpStream, request: Subscribe) -> Result<(), Closed> {
-        let topics = self.hub().intern(&request.topics);
+    pub fn subscribe(
+        &self,
+        socket: std::net::TcpStream,
+        subscription: Subscription,
+    ) -> Result<(), Refused> {
         let new = NewSubscriber {
             socket,
-            topics,
-            last_event_id: request.last_event_id.map(String::into_boxed_str),
+            topics: subscription.topics,
+            last_event_id: subscription.last_event_id,
         };
         let index = self.inner.next_shard.fetch_add(1, Relaxed) % self.inner.shards.len();
         self.inner.shards[index].send(Command::Subscribe(new))?;
@@ -146,10 +175,10 @@ impl Broadcaster {
     }
 
     /// Publishes a validated event to every subscriber of its topics.
-    pub async fn publish(&self, event: Event) -> Result<Published, Closed> {
+    pub async fn publish(&self, event: Event) -> Result<Published, Refused> {
         let (id, replies) = {
             let mut hub = self.hub();
-            let topics = hub.intern(&event.topics);
+            let topics = hub.intern(&event.topics, &self.inner.stats)?;
             let id = match event.id.clone() {
                 Some(id) => id,
                 None => hub.assign_id().to_string(),
@@ -173,7 +202,7 @@ impl Broadcaster {
         self.inner.stats.events_published.fetch_add(1, Relaxed);
         let mut subscribers = 0;
         for answer in replies {
-            subscribers += answer.await.map_err(|_| Closed)?;
+            subscribers += answer.await.map_err(|_| Refused::Closed)?;
         }
         Ok(Published { id, subscribers })
     }
@@ -195,11 +224,10 @@ impl Broadcaster {
 }
 
 impl Hub {
-    fn intern(&mut self, names: &[String]) -> Box<[TopicId]> {
-        names
-            .iter()
-            .map(|name| self.registry.intern(name))
-            .collect()
+    fn intern(&mut self, names: &[String], stats: &Stats) -> Result<Box<[TopicId]>, TopicLimit> {
+        let topics = self.registry.intern_all(names)?;
+        stats.topics.store(self.registry.len() as u64, Relaxed);
+        Ok(topics)
     }
 
     /// A time-based id: microseconds since the Unix epoch, made strictly increasing, so ids
@@ -214,8 +242,8 @@ impl Hub {
 }
 
 impl ShardHandle {
-    fn send(&self, command: Command) -> Result<(), Closed> {
-        self.commands.send(command).map_err(|_| Closed)?;
+    fn send(&self, command: Command) -> Result<(), Refused> {
+        self.commands.send(command).map_err(|_| Refused::Closed)?;
         // A failed wake means the shard's poll is gone, which the next send will tell.
         let _ = self.waker.wake();
         Ok(())

@@ -20,7 +20,7 @@ use tracing::debug;
 
 use self::handback::Served;
 use self::head::{HeadError, MAX_HEADERS};
-use crate::broadcast::Broadcaster;
+use crate::broadcast::{Broadcaster, Refused};
 use crate::http::{self, error};
 use crate::sse::subscribe::{self, Subscribe};
 
@@ -95,6 +95,16 @@ fn subscribe_request(head: &[u8]) -> Option<Result<Subscribe, subscribe::Subscri
 
 /// Writes the SSE head and gives the bare socket to the broadcaster.
 async fn start_stream(mut io: TcpStream, request: Subscribe, front: &FrontEnd) {
+    let subscription = match front.broadcaster.prepare(request) {
+        Ok(subscription) => subscription,
+        Err(Refused::Closed) => return,
+        Err(e @ Refused::TopicLimit(_)) => {
+            debug!(error = %e, "subscribe refused");
+            let answer = error::raw(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), &[]);
+            let _ = io.write_all(&answer).await;
+            return;
+        }
+    };
     let written = tokio::time::timeout(front.head_timeout, io.write_all(&front.sse_head)).await;
     if !matches!(written, Ok(Ok(()))) {
         return;
@@ -105,7 +115,7 @@ async fn start_stream(mut io: TcpStream, request: Subscribe, front: &FrontEnd) {
         Ok(socket) => socket,
         Err(e) => return debug!(error = %e, "could not take over subscriber socket"),
     };
-    if front.broadcaster.subscribe(socket, request).is_err() {
+    if front.broadcaster.subscribe(socket, subscription).is_err() {
         debug!("subscribe during shutdown dropped");
     }
 }

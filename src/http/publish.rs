@@ -8,7 +8,7 @@ use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 
 use super::{error, json, Context};
-use crate::broadcast::Published;
+use crate::broadcast::{Published, Refused};
 use crate::sse::event::{Event, EventError};
 use crate::urlencoded::{self, NotUtf8};
 
@@ -29,8 +29,8 @@ pub enum PublishError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Event(#[from] EventError),
-    #[error("the server is shutting down")]
-    Closed,
+    #[error(transparent)]
+    Refused(#[from] Refused),
 }
 
 impl PublishError {
@@ -39,7 +39,7 @@ impl PublishError {
         match self {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -91,11 +91,7 @@ async fn publish(request: Request<Incoming>, context: &Context) -> Result<Publis
     }
     let body = read_body(request.into_body(), limit, declared).await?;
     let event = parse(format, &body)?.validate()?;
-    context
-        .broadcaster
-        .publish(event)
-        .await
-        .map_err(|_| PublishError::Closed)
+    Ok(context.broadcaster.publish(event).await?)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes. A body in one frame (the usual case)
