@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use ssecast::broadcast::{Broadcaster, Settings};
+use ssecast::address::Addresses;
+use ssecast::broadcast::Broadcaster;
+use ssecast::config::Config;
 use ssecast::sse::event::Event;
 use ssecast::sse::subscribe::Subscribe;
 use ssecast::stats::Stats;
@@ -100,17 +102,24 @@ fn count(stats: &Stats, subscribers: u64, mut publish: impl FnMut(u64)) -> (f64,
 /// The fan-out alone: subscribers handed straight to a broadcaster, events published to it.
 fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
     let stats = Arc::new(Stats::default());
-    let settings = Settings {
-        shards: 2,
-        history: HISTORY,
-        max_topics: 16,
-        keep_alive: Duration::from_secs(60),
-    };
-    let (broadcaster, shards) = Broadcaster::start(&settings, stats.clone()).unwrap();
+    let history = HISTORY.to_string();
+    let flags = [
+        "ssecast",
+        "--shards",
+        "2",
+        "--history",
+        &history,
+        "--keep-alive",
+        "60s",
+    ];
+    let settings = Config::try_parse_from(flags).unwrap().broadcast(usize::MAX);
+    let addresses = Addresses::new(0);
+    let (broadcaster, shards) =
+        Broadcaster::start(&settings, addresses.clone(), stats.clone()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = spawn_client(listener.local_addr().unwrap(), subscribers);
     for _ in 0..subscribers {
-        let (mut socket, _) = listener.accept().unwrap();
+        let (mut socket, peer) = listener.accept().unwrap();
         read_head(&mut socket);
         socket
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
@@ -119,8 +128,13 @@ fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
             topics: vec!["t".into()],
             last_event_id: None,
         };
-        let subscription = broadcaster.prepare(request).unwrap();
-        broadcaster.subscribe(socket, subscription).unwrap();
+        let admission = addresses.admit(peer.ip()).unwrap();
+        let subscription = broadcaster
+            .prepare(request, Some(admission.address()))
+            .unwrap();
+        broadcaster
+            .subscribe(socket, subscription, admission.into_key())
+            .unwrap();
     }
     wait_until(|| stats.subscribers.load(Relaxed) == subscribers);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -159,6 +173,8 @@ fn measure_post(subscribers: u64) -> (f64, f64) {
         "60s",
         "--shards",
         "2",
+        "--max-connections-per-ip",
+        "0",
     ];
     let config = ssecast::config::Config::try_parse_from(flags).unwrap();
     let stats = Arc::new(Stats::default());

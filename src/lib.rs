@@ -13,6 +13,7 @@
 //! behind. One timer wheel per shard sends keep-alive comments to idle subscribers.
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod broadcast;
 pub mod config;
 mod conn;
@@ -34,13 +35,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::address::Addresses;
 use crate::broadcast::Broadcaster;
 use crate::config::Config;
 use crate::conn::FrontEnd;
 use crate::stats::Stats;
 
+/// Descriptors kept free for probes, publishers and requests in flight when subscribers are
+/// limited by the open-file limit: this many, or a fiftieth of the limit if more.
+const FD_RESERVE: usize = 16;
+
 /// Serves on `listener` until `shutdown` resolves, then ends every stream and returns within
-/// [`shutdown::GRACE`].
+/// [`shutdown::GRACE`]. Returns an error, at once, if a broadcaster shard fails.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> io::Result<()> {
     run_with_stats(listener, config, Arc::new(Stats::default()), shutdown).await
 }
@@ -52,8 +58,14 @@ pub async fn run_with_stats(
     stats: Arc<Stats>,
     shutdown: impl Future,
 ) -> io::Result<()> {
-    raise_open_file_limit();
-    let (broadcaster, shards) = Broadcaster::start(&config.broadcast(), stats.clone())?;
+    let max_subscribers = raise_open_file_limit();
+    let settings = config.broadcast(max_subscribers);
+    info!(
+        max_subscribers = settings.max_subscribers,
+        "subscribers limited"
+    );
+    let addresses = Addresses::new(config.max_connections_per_ip);
+    let (broadcaster, shards) = Broadcaster::start(&settings, addresses.clone(), stats.clone())?;
     let cors_origin = config
         .cors_origin
         .as_deref()
@@ -78,10 +90,16 @@ pub async fn run_with_stats(
         head_timeout: config.head_timeout,
         shutdown: token.clone(),
         builder,
+        addresses,
     });
     let tracker = TaskTracker::new();
     let accept = tokio::spawn(conn::accept::run(listener, front, tracker.clone()));
-    shutdown.await;
+    let sweeper = tokio::spawn(sweep_topics(broadcaster.clone()));
+    let failure = tokio::select! {
+        _ = shutdown => None,
+        why = broadcaster.failed() => Some(why),
+    };
+    sweeper.abort();
     info!("shutting down");
     token.cancel();
     broadcaster.close();
@@ -104,13 +122,37 @@ pub async fn run_with_stats(
     } else {
         info!("drained");
     }
-    Ok(())
+    match failure {
+        Some(why) => Err(io::Error::other(why)),
+        None => Ok(()),
+    }
 }
 
-/// Raises the soft open-file limit to the hard one: each subscriber is an open socket.
-fn raise_open_file_limit() {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::debug!(limit, "open-file limit"),
-        Err(e) => warn!(error = %e, "could not raise the open-file limit"),
+/// Frees idle topics, as often as their idle time asks.
+async fn sweep_topics(broadcaster: Broadcaster) {
+    let mut every = tokio::time::interval(broadcaster.sweep_every());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        broadcaster.sweep();
     }
+}
+
+/// Raises the soft open-file limit to the hard one (each subscriber is an open socket) and
+/// returns how many subscribers it allows: the limit, less the descriptors open now and a
+/// reserve, so that subscribers can never take the descriptors probes and publishers need.
+fn raise_open_file_limit() -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            warn!(error = %e, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |fds| fds.count());
+    let reserve = FD_RESERVE.max(limit / 50);
+    let allowed = limit.saturating_sub(open + reserve).max(1);
+    tracing::debug!(limit, open, reserve, allowed, "open-file limit");
+    allowed
 }

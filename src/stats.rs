@@ -22,8 +22,16 @@ pub struct Stats {
     pub frames_delivered: AtomicU64,
     /// Subscribers disconnected because history no longer held what they needed.
     pub subscribers_lagged: AtomicU64,
-    /// Topics held (each with its history).
+    /// Subscribers disconnected because their socket stayed full for too long.
+    pub subscribers_blocked: AtomicU64,
+    /// Connections refused because their address held its limit of connections.
+    pub connections_refused_per_address: AtomicU64,
+    /// Subscribes refused at a limit (subscribers, topics, topics per address).
+    pub subscribes_refused: AtomicU64,
+    /// Topics held.
     pub topics: AtomicU64,
+    /// Bytes of history held for all topics, as the history budget counts them.
+    pub history_bytes: AtomicU64,
 }
 
 /// A copy of the counters at one moment, as `/stats` answers it.
@@ -35,7 +43,11 @@ pub struct Snapshot {
     pub events_published: u64,
     pub frames_delivered: u64,
     pub subscribers_lagged: u64,
+    pub subscribers_blocked: u64,
+    pub connections_refused_per_address: u64,
+    pub subscribes_refused: u64,
     pub topics: u64,
+    pub history_bytes: u64,
     /// Resident memory of the process (`VmRSS`), in bytes.
     pub rss_bytes: u64,
     /// The process id, for tools that read `/proc/PID`.
@@ -52,7 +64,11 @@ impl Stats {
             events_published: self.events_published.load(Relaxed),
             frames_delivered: self.frames_delivered.load(Relaxed),
             subscribers_lagged: self.subscribers_lagged.load(Relaxed),
+            subscribers_blocked: self.subscribers_blocked.load(Relaxed),
+            connections_refused_per_address: self.connections_refused_per_address.load(Relaxed),
+            subscribes_refused: self.subscribes_refused.load(Relaxed),
             topics: self.topics.load(Relaxed),
+            history_bytes: self.history_bytes.load(Relaxed),
             rss_bytes: rss_bytes().unwrap_or(0),
             pid: std::process::id(),
         }

@@ -8,8 +8,8 @@
 
 use std::io::{self, IoSlice, Write};
 
-use super::history::{Lagged, Seq};
-use super::subscriber::{Progress, Subscriber, TopicLinks};
+use super::history::{Lagged, Publication, Seq};
+use super::subscriber::{PackedProgress, Progress, Subscriber, TopicLinks};
 use super::topic::Topic;
 use crate::sse::event::KEEP_ALIVE;
 use crate::sse::topic::MAX_TOPICS;
@@ -38,7 +38,7 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
         let mut seqs = [0 as Seq; MAX_WRITEV_BUFS];
         let mut len = 0;
         let mut first_offset = 0;
-        match subscriber.progress {
+        match subscriber.progress.get() {
             Progress::KeepAlive(written) => {
                 bufs[0] = IoSlice::new(&KEEP_ALIVE[written as usize..]);
                 len = 1;
@@ -57,7 +57,7 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
             Err(Lagged) => return Flushed::Lagged,
         }
         if len == 0 {
-            subscriber.progress = Progress::Idle;
+            subscriber.progress = PackedProgress::IDLE;
             return Flushed::CaughtUp;
         }
         let total: usize = bufs[..len].iter().map(|buf| buf.len()).sum();
@@ -66,8 +66,8 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
             Ok(written) => written,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if subscriber.progress == Progress::Idle {
-                    subscriber.progress = Progress::Frame(0);
+                if subscriber.progress.is_idle() {
+                    subscriber.progress.set(Progress::Frame(0));
                 }
                 return Flushed::Blocked;
             }
@@ -85,7 +85,7 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
         // write is followed by one that sees `WouldBlock`, which arms the edge-triggered
         // writability event.
         if written == total && len < MAX_WRITEV_BUFS {
-            subscriber.progress = Progress::Idle;
+            subscriber.progress = PackedProgress::IDLE;
             return Flushed::CaughtUp;
         }
     }
@@ -104,7 +104,7 @@ fn advance(
     for (index, (buf, &seq)) in bufs.iter().zip(seqs).enumerate() {
         if written >= buf.len() {
             written -= buf.len();
-            subscriber.progress = Progress::Idle;
+            subscriber.progress = PackedProgress::IDLE;
             if seq != 0 {
                 subscriber.cursor = seq;
                 *frames += 1;
@@ -112,12 +112,13 @@ fn advance(
             }
             continue;
         }
-        subscriber.progress = match subscriber.progress {
+        let progress = match subscriber.progress.get() {
             Progress::KeepAlive(done) if index == 0 && seq == 0 => {
                 Progress::KeepAlive(done + written as u8)
             }
             _ => Progress::Frame((offset + written) as u32),
         };
+        subscriber.progress.set(progress);
         return;
     }
 }
@@ -144,9 +145,9 @@ fn gather<'a>(
         TopicLinks::One(link) => {
             let history = &topics[link.topic as usize].history;
             let mut index = history.position_after(cursor)?;
-            while let Some((seq, frame)) = history.get(index) {
+            while let Some(publication) = history.get(index) {
                 index += 1;
-                if !push(*seq, frame) {
+                if !push(publication.seq, &publication.frame) {
                     break;
                 }
             }
@@ -164,12 +165,14 @@ fn gather<'a>(
                     .filter_map(|(link, &position)| {
                         topics[link.topic as usize].history.get(position)
                     })
-                    .min_by_key(|(seq, _)| *seq);
-                let Some((seq, frame)) = next else { break };
+                    .min_by_key(|publication| publication.seq);
+                let Some(Publication { seq, frame, .. }) = next else {
+                    break;
+                };
                 // The same event in several of its topics has one `Seq`: step past it in each.
                 for (link, position) in links.iter().zip(positions.iter_mut()) {
                     let history = &topics[link.topic as usize].history;
-                    if history.get(*position).is_some_and(|(s, _)| s == seq) {
+                    if history.get(*position).is_some_and(|p| p.seq == *seq) {
                         *position += 1;
                     }
                 }

@@ -1,8 +1,10 @@
-//! A topic's bounded history: a ring of encoded frames in publish order.
+//! A topic's bounded history: a ring of publications in publish order.
 //!
-//! Each entry is a publish sequence number and the shared frame; the event id is read back from
-//! the frame itself (`sse::event::frame_id`), so it is not stored twice. When the ring is full
-//! the oldest frame is dropped, and the ring remembers the sequence number of the newest frame
+//! Each entry is a shared [`Publication`]: its sequence number, topics and encoded frame, held
+//! by pointer (8 bytes an entry), so an event in many topics and on many shards is stored once.
+//! The event id is read back from the frame itself (`sse::event::frame_id`). The ring drops its
+//! oldest entry when it holds its count, and drops every entry up to a floor when the server's
+//! byte budget moves past them (`ledger`); it remembers the sequence number of the newest entry
 //! it ever dropped.
 //!
 //! ## Lagging
@@ -14,31 +16,43 @@
 //! buffered without bound.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::sse::event::frame_id;
+use super::topic::TopicId;
 
 /// A publish's place in the total order of publishes, starting at 1.
 pub type Seq = u64;
+
+/// One published event, shared by every shard and every history that holds it.
+#[derive(Debug)]
+pub struct Publication {
+    /// Its place in the order of publishes.
+    pub seq: Seq,
+    /// Its topics, without repeats.
+    pub topics: Box<[TopicId]>,
+    /// Its encoded frame.
+    pub frame: Bytes,
+}
 
 /// A frame this subscriber needs was dropped from history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lagged;
 
-/// The bounded ring of one topic's recent frames.
+/// The bounded ring of one topic's recent publications.
 #[derive(Debug)]
 pub struct History {
-    /// Frames in increasing `Seq` order.
-    entries: VecDeque<(Seq, Bytes)>,
-    /// The most frames held.
+    /// Publications in increasing `Seq` order.
+    entries: VecDeque<Arc<Publication>>,
+    /// The most entries held.
     capacity: usize,
-    /// The `Seq` of the newest frame ever dropped (0 if none).
+    /// The `Seq` of the newest entry ever dropped (0 if none).
     dropped_through: Seq,
 }
 
 impl History {
-    /// An empty history that holds at most `capacity` frames (at least one).
+    /// An empty history that holds at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: VecDeque::new(),
@@ -47,70 +61,77 @@ impl History {
         }
     }
 
-    /// Appends a frame; `seq` must be larger than every `seq` held.
-    pub fn push(&mut self, seq: Seq, frame: Bytes) {
-        debug_assert!(self.last_seq() < seq);
+    /// Appends a publication, whose `seq` must be larger than every `seq` held.
+    pub fn push(&mut self, publication: Arc<Publication>) {
+        debug_assert!(self.last_seq() < publication.seq);
         if self.entries.len() == self.capacity {
-            if let Some((dropped, _)) = self.entries.pop_front() {
-                self.dropped_through = dropped;
+            if let Some(dropped) = self.entries.pop_front() {
+                self.dropped_through = dropped.seq;
             }
         }
-        self.entries.push_back((seq, frame));
+        self.entries.push_back(publication);
     }
 
-    /// The `Seq` of the newest frame, or of the newest dropped when none is held.
+    /// Drops every entry up to and including `floor`, giving memory back once empty.
+    pub fn drop_through(&mut self, floor: Seq) {
+        while let Some(oldest) = self.entries.front() {
+            if oldest.seq > floor {
+                return;
+            }
+            self.dropped_through = oldest.seq;
+            self.entries.pop_front();
+        }
+        self.entries = VecDeque::new();
+    }
+
+    /// The `Seq` of the newest entry, or of the newest dropped when none is held.
     pub fn last_seq(&self) -> Seq {
         self.entries
             .back()
-            .map_or(self.dropped_through, |(seq, _)| *seq)
+            .map_or(self.dropped_through, |publication| publication.seq)
     }
 
-    /// The `Seq` of the newest frame dropped from this ring (0 if none).
+    /// The `Seq` of the newest entry dropped from this ring (0 if none).
     pub fn dropped_through(&self) -> Seq {
         self.dropped_through
     }
 
-    /// The index of the first frame after `seq`, or `Lagged` if one of those was dropped.
+    /// The index of the first entry after `seq`, or `Lagged` if one of those was dropped.
     pub fn position_after(&self, seq: Seq) -> Result<usize, Lagged> {
         if self.dropped_through > seq {
             return Err(Lagged);
         }
-        Ok(self.entries.partition_point(|(s, _)| *s <= seq))
+        Ok(self.entries.partition_point(|p| p.seq <= seq))
     }
 
-    /// The frame at `index` (as counted by [`History::position_after`]).
-    pub fn get(&self, index: usize) -> Option<&(Seq, Bytes)> {
-        self.entries.get(index)
+    /// The entry at `index` (as counted by [`History::position_after`]).
+    pub fn get(&self, index: usize) -> Option<&Publication> {
+        self.entries.get(index).map(|publication| &**publication)
     }
 
-    /// The `Seq` of the newest frame held whose event id is `id`.
-    pub fn find(&self, id: &[u8]) -> Option<Seq> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(_, frame)| frame_id(frame) == id)
-            .map(|(seq, _)| *seq)
-    }
-
-    /// The first frame held after `seq`, if any.
-    pub fn first_after(&self, seq: Seq) -> Option<&(Seq, Bytes)> {
-        let index = self.entries.partition_point(|(s, _)| *s <= seq);
-        self.entries.get(index)
+    /// The first entry held after `seq`, if any.
+    pub fn first_after(&self, seq: Seq) -> Option<&Publication> {
+        self.get(self.entries.partition_point(|p| p.seq <= seq))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn frame(id: u64) -> Bytes {
-        Bytes::from(format!("id: {id}\ndata: x\n\n"))
+    /// A publication of `seq` to topic 0 whose id is `seq * 10`.
+    pub fn publication(seq: Seq) -> Arc<Publication> {
+        Arc::new(Publication {
+            seq,
+            topics: Box::new([0]),
+            frame: Bytes::from(format!("id: {}\ndata: x\n\n", seq * 10)),
+        })
     }
 
     fn filled(capacity: usize, seqs: impl IntoIterator<Item = Seq>) -> History {
         let mut history = History::new(capacity);
         for seq in seqs {
-            history.push(seq, frame(seq * 10));
+            history.push(publication(seq));
         }
         history
     }
@@ -122,24 +143,34 @@ mod tests {
         assert_eq!(history.position_after(2), Ok(1));
         assert_eq!(history.position_after(3), Ok(1));
         assert_eq!(history.position_after(6), Ok(3));
-        assert_eq!(history.get(1).map(|(s, _)| *s), Some(4));
+        assert_eq!(history.get(1).map(|p| p.seq), Some(4));
     }
 
     #[test]
-    fn a_cursor_behind_a_dropped_frame_has_lagged() {
+    fn a_cursor_behind_a_dropped_entry_has_lagged() {
         let history = filled(2, [1, 2, 3, 4]);
         assert_eq!(history.dropped_through(), 2);
         assert_eq!(history.position_after(1), Err(Lagged));
         assert_eq!(history.position_after(2), Ok(0));
         assert_eq!(history.last_seq(), 4);
+        assert_eq!(history.first_after(2).map(|p| p.seq), Some(3));
+        assert!(history.first_after(4).is_none());
     }
 
     #[test]
-    fn find_reads_ids_from_frames() {
-        let history = filled(3, [1, 2, 3, 4]);
-        assert_eq!(history.find(b"30"), Some(3));
-        assert_eq!(history.find(b"10"), None);
-        assert_eq!(history.first_after(2).map(|(s, _)| *s), Some(3));
-        assert_eq!(history.first_after(4), None);
+    fn dropping_through_a_floor_keeps_what_is_newer() {
+        let mut history = filled(10, [2, 4, 6]);
+        history.drop_through(3);
+        assert_eq!(history.dropped_through(), 2);
+        assert_eq!(history.position_after(2), Ok(0));
+        assert_eq!(history.position_after(1), Err(Lagged));
+        history.drop_through(9);
+        assert_eq!(history.dropped_through(), 6);
+        assert_eq!(
+            history.last_seq(),
+            6,
+            "an empty ring remembers where it was"
+        );
+        assert!(history.get(0).is_none());
     }
 }

@@ -1,15 +1,18 @@
 //! The broadcaster: owns every subscriber socket after its response head, and fans events out.
 //!
-//! [`Broadcaster`] is the handle the rest of the server uses. It interns topic names, gives
-//! each publication its place in one total order (its `Seq`) and an id when the publisher gave
-//! none, encodes it once, and hands it to every shard; a subscribe goes to one shard, chosen in
-//! turn. Each shard (`shard`) is a thread with a poll, a table, topics and a wheel of its own,
-//! so shards share nothing but the shared frames and the counters.
+//! [`Broadcaster`] is the handle the rest of the server uses. Its hub interns topic names and
+//! frees them (`topic`), gives each publication its place in one total order (its `Seq`) and
+//! an id when the publisher gave none, encodes it once, keeps history within its byte budget
+//! and indexes its ids (`ledger`), and hands it to every shard; a subscribe goes to one shard,
+//! chosen in turn. Each shard (`shard`) is a thread with a poll, a table, topics and a wheel of
+//! its own, so shards share nothing but the shared frames, the hub (taken when subscribers
+//! leave) and the counters.
 //!
 //! Knows no HTTP: it gets sockets whose response head is written, and validated events.
 
 mod deliver;
 mod history;
+mod ledger;
 mod shard;
 mod subscriber;
 mod table;
@@ -17,17 +20,25 @@ mod topic;
 mod wheel;
 
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use self::history::Seq;
-use self::shard::{Command, NewSubscriber, Publication, Shard, WAKER};
+use tokio::sync::watch;
+use tracing::error;
+
+use self::history::{Publication, Seq};
+use self::ledger::Ledger;
+use self::shard::{Command, NewSubscriber, Shard, WAKER};
 use self::topic::{Registry, TopicId};
+use crate::address::{AddressKey, Addresses, ClientAddress};
 use crate::sse::event::{self, Event};
 use crate::sse::subscribe::Subscribe;
 use crate::stats::Stats;
+
+pub use self::topic::TopicRefused;
 
 /// How the broadcaster is set up.
 #[derive(Debug, Clone)]
@@ -36,13 +47,23 @@ pub struct Settings {
     pub shards: usize,
     /// Frames of history kept per topic.
     pub history: usize,
+    /// Bytes of history kept for all topics together.
+    pub history_bytes: usize,
     /// The most topics held.
     pub max_topics: usize,
+    /// The most topics one address's subscribes may have created and still held.
+    pub max_topics_per_address: usize,
+    /// How long a topic without subscribers is kept after its last publish or subscriber.
+    pub topic_idle: Duration,
+    /// The most subscribers held at once.
+    pub max_subscribers: usize,
     /// Silence after which a subscriber is sent a keep-alive comment.
     pub keep_alive: Duration,
+    /// `SO_SNDBUF` asked for each subscriber socket, in bytes (0: the kernel's default).
+    pub send_buffer: usize,
+    /// On shutdown each stream is told to reconnect after 1 s plus a random part of this.
+    pub reconnect_spread: Duration,
 }
-
-pub use self::topic::TopicLimit;
 
 /// Why the broadcaster refused a subscribe or a publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,16 +71,33 @@ pub enum Refused {
     #[error("the server is shutting down")]
     Closed,
     #[error(transparent)]
-    TopicLimit(#[from] TopicLimit),
+    Topics(#[from] TopicRefused),
+    #[error("the server holds its limit of {0} subscribers")]
+    SubscriberLimit(usize),
+    #[error("an event with this id is still in history; ids must be unique")]
+    DuplicateId,
 }
 
-/// A subscribe whose topics the broadcaster has accepted, waiting for its socket.
+/// A subscribe whose topics the broadcaster has accepted, waiting for its socket. Until it
+/// is handed to [`Broadcaster::subscribe`] it holds its topics and its place under the
+/// subscriber limit; dropping it gives them back.
 #[derive(Debug)]
 pub struct Subscription {
-    /// Its topics, without repeats.
-    topics: Box<[TopicId]>,
-    /// The id it resumes after, if any.
-    last_event_id: Option<Box<str>>,
+    /// The broadcaster that accepted it.
+    broadcaster: Broadcaster,
+    /// Its topics, without repeats; taken when it is handed on.
+    topics: Option<Box<[TopicId]>>,
+    /// Where it resumes, if it does.
+    resume: Option<Resume>,
+}
+
+/// Where a subscriber resumes: the id it asked for, and that id's place if history holds it.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    /// The `Last-Event-ID` asked for.
+    asked: Box<str>,
+    /// The `Seq` of the event with that id, when history held it at the subscribe.
+    found: Option<Seq>,
 }
 
 /// What a publish did.
@@ -77,20 +115,38 @@ pub struct Broadcaster {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Broadcaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broadcaster").finish_non_exhaustive()
+    }
+}
+
 struct Inner {
-    /// What orders publications; held only to intern, number and send.
+    /// What orders publications and holds topics; held only to intern, number and send.
     hub: Mutex<Hub>,
     /// One per shard thread.
     shards: Box<[ShardHandle]>,
     /// The shard the next subscriber goes to, modulo the shard count.
     next_shard: AtomicUsize,
+    /// Subscribers accepted (from `prepare`) and not yet gone.
+    admitted: AtomicUsize,
+    /// The most subscribers held at once.
+    max_subscribers: usize,
+    /// How long an unused topic without subscribers is kept.
+    topic_idle: Duration,
+    /// The connections each client address holds; subscribers give theirs back here.
+    addresses: Arc<Addresses>,
+    /// Why a shard failed, once one has.
+    failure: watch::Sender<Option<String>>,
     /// The server's counters.
     stats: Arc<Stats>,
 }
 
 struct Hub {
-    /// Topic names to ids, shared by all shards.
+    /// Topic names to ids, and what holds each topic.
     registry: Registry,
+    /// The publications history holds, within its byte budget, and their ids.
+    ledger: Ledger,
     /// The `Seq` of the last publication.
     seq: Seq,
     /// The last id assigned, in microseconds since the Unix epoch.
@@ -105,68 +161,111 @@ struct ShardHandle {
 }
 
 impl Broadcaster {
-    /// Starts the shard threads; they run until [`Broadcaster::close`].
+    /// Starts the shard threads; they run until [`Broadcaster::close`]. Subscribers give
+    /// their connection's count back to `addresses` when they go.
     pub fn start(
         settings: &Settings,
+        addresses: Arc<Addresses>,
         stats: Arc<Stats>,
     ) -> io::Result<(Self, Vec<JoinHandle<()>>)> {
-        let mut shards = Vec::with_capacity(settings.shards.max(1));
-        let mut threads = Vec::with_capacity(settings.shards.max(1));
-        for index in 0..settings.shards.max(1) {
+        let count = settings.shards.max(1);
+        let mut handles = Vec::with_capacity(count);
+        let mut parts = Vec::with_capacity(count);
+        for _ in 0..count {
             let poll = mio::Poll::new()?;
             let waker = mio::Waker::new(poll.registry(), WAKER)?;
             let (commands, receiver) = mpsc::channel();
-            let shard = Shard::new(
-                poll,
-                receiver,
-                settings.history,
-                settings.keep_alive,
-                stats.clone(),
-            );
-            let thread = std::thread::Builder::new()
-                .name(format!("ssecast-shard-{index}"))
-                .spawn(move || shard.run())?;
-            shards.push(ShardHandle { commands, waker });
-            threads.push(thread);
+            handles.push(ShardHandle { commands, waker });
+            parts.push((poll, receiver));
         }
         let hub = Hub {
-            registry: Registry::new(settings.max_topics),
+            registry: Registry::new(settings.max_topics, settings.max_topics_per_address),
+            ledger: Ledger::new(settings.history_bytes, count),
             seq: 0,
             last_assigned: 0,
         };
-        let inner = Inner {
+        let inner = Arc::new(Inner {
             hub: Mutex::new(hub),
-            shards: shards.into_boxed_slice(),
+            shards: handles.into_boxed_slice(),
             next_shard: AtomicUsize::new(0),
+            admitted: AtomicUsize::new(0),
+            max_subscribers: settings.max_subscribers,
+            topic_idle: settings.topic_idle,
+            addresses,
+            failure: watch::channel(None).0,
             stats,
-        };
-        Ok((
-            Self {
-                inner: Arc::new(inner),
-            },
-            threads,
-        ))
+        });
+        let mut threads = Vec::with_capacity(count);
+        for (index, (poll, receiver)) in parts.into_iter().enumerate() {
+            let shard = Shard::new(poll, receiver, settings, inner.clone());
+            let failed = inner.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("ssecast-shard-{index}"))
+                .spawn(move || {
+                    let ended = catch_unwind(AssertUnwindSafe(|| shard.run()));
+                    let why = match ended {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => format!("shard {index} failed: {e}"),
+                        Err(_) => format!("shard {index} panicked"),
+                    };
+                    error!(reason = %why, "broadcaster failed");
+                    failed.failure.send_replace(Some(why));
+                })?;
+            threads.push(thread);
+        }
+        Ok((Self { inner }, threads))
     }
 
-    /// Accepts a subscribe's topics (new ones count against the topic limit) before its
-    /// response head is written.
-    pub fn prepare(&self, request: Subscribe) -> Result<Subscription, Refused> {
+    /// Accepts a subscribe before its response head is written: it takes a place under the
+    /// subscriber limit, its new topics count against the topic limits (and against `client`'s
+    /// address), and its `Last-Event-ID` is looked up in history.
+    pub fn prepare(
+        &self,
+        request: Subscribe,
+        client: Option<ClientAddress>,
+    ) -> Result<Subscription, Refused> {
+        let inner = &self.inner;
+        if inner.admitted.fetch_add(1, Relaxed) >= inner.max_subscribers {
+            inner.admitted.fetch_sub(1, Relaxed);
+            return Err(Refused::SubscriberLimit(inner.max_subscribers));
+        }
+        let mut hub = self.hub();
+        let topics = match hub
+            .registry
+            .intern_all(&request.topics, client, Instant::now())
+        {
+            Ok(topics) => topics,
+            Err(refused) => {
+                inner.admitted.fetch_sub(1, Relaxed);
+                return Err(refused.into());
+            }
+        };
+        hub.registry.attach(&topics);
+        self.count_topics(&hub);
+        let resume = request.last_event_id.map(|asked| Resume {
+            found: hub.ledger.find(asked.as_bytes()),
+            asked: asked.into_boxed_str(),
+        });
         Ok(Subscription {
-            topics: self.hub().intern(&request.topics, &self.inner.stats)?,
-            last_event_id: request.last_event_id.map(String::into_boxed_str),
+            broadcaster: self.clone(),
+            topics: Some(topics),
+            resume,
         })
     }
 
-    /// Hands a socket whose response head is written to a shard, which owns it from now on.
+    /// Hands a socket whose response head is written to a shard, which owns it from now on;
+    /// `address` is its connection's count, which the shard gives back when it drops it.
     pub fn subscribe(
         &self,
         socket: std::net::TcpStream,
-        subscription: Subscription,
+        mut subscription: Subscription,
+        address: AddressKey,
     ) -> Result<(), Refused> {
         let new = NewSubscriber {
             socket,
-            topics: subscription.topics,
-            last_event_id: subscription.last_event_id,
+            topics: subscription.topics.take().unwrap_or_default(),
+            resume: subscription.resume.take(),
+            address,
         };
         let index = self.inner.next_shard.fetch_add(1, Relaxed) % self.inner.shards.len();
         self.inner.shards[index].send(Command::Subscribe(new))?;
@@ -178,25 +277,45 @@ impl Broadcaster {
     pub async fn publish(&self, event: Event) -> Result<Published, Refused> {
         let (id, replies) = {
             let mut hub = self.hub();
-            let topics = hub.intern(&event.topics, &self.inner.stats)?;
+            if let Some(id) = &event.id {
+                if hub.ledger.find(id.as_bytes()).is_some() {
+                    return Err(Refused::DuplicateId);
+                }
+            }
+            let now = Instant::now();
+            let topics = hub.registry.intern_all(&event.topics, None, now)?;
             let id = match event.id.clone() {
                 Some(id) => id,
-                None => hub.assign_id().to_string(),
+                None => hub.assign_id(),
             };
-            let frame = event::encode(&id, &event);
             hub.seq += 1;
             let publication = Arc::new(Publication {
                 seq: hub.seq,
                 topics,
-                frame,
+                frame: event::encode(&id, &event),
             });
-            // Sent while the hub is held, so every shard sees publications in `Seq` order.
+            let mut freed = Vec::new();
+            let Hub {
+                registry, ledger, ..
+            } = &mut *hub;
+            registry.published(&publication.topics, publication.seq, now);
+            ledger.push(publication.clone(), |evicted| {
+                registry.evicted(&evicted.topics, evicted.seq, &mut freed)
+            });
+            // Sent while the hub is held, so every shard sees publications in `Seq` order,
+            // and a freed id is forgotten before it can be reused.
             let mut replies = Vec::with_capacity(self.inner.shards.len());
             for shard in self.inner.shards.iter() {
                 let (reply, answer) = tokio::sync::oneshot::channel();
-                shard.send(Command::Publish(publication.clone(), reply))?;
+                shard.send(Command::Publish {
+                    publication: publication.clone(),
+                    floor: ledger.floor(),
+                    reply,
+                })?;
                 replies.push(answer);
             }
+            self.forget(freed)?;
+            self.count_topics(&hub);
             (id, replies)
         };
         self.inner.stats.events_published.fetch_add(1, Relaxed);
@@ -207,6 +326,39 @@ impl Broadcaster {
         Ok(Published { id, subscribers })
     }
 
+    /// Frees the topics without subscribers unused for the idle time.
+    pub fn sweep(&self) {
+        let mut hub = self.hub();
+        let mut freed = Vec::new();
+        hub.registry
+            .sweep(Instant::now(), self.inner.topic_idle, &mut freed);
+        let _ = self.forget(freed);
+        self.count_topics(&hub);
+    }
+
+    /// How often [`Broadcaster::sweep`] should run.
+    pub fn sweep_every(&self) -> Duration {
+        (self.inner.topic_idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    /// Why a shard failed, if one has.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failure.borrow().clone()
+    }
+
+    /// Resolves with the reason when a shard fails.
+    pub async fn failed(&self) -> String {
+        let mut failure = self.inner.failure.subscribe();
+        loop {
+            if let Some(why) = failure.borrow_and_update().clone() {
+                return why;
+            }
+            if failure.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Asks every shard to end its streams and stop.
     pub fn close(&self) {
         for shard in self.inner.shards.iter() {
@@ -214,30 +366,88 @@ impl Broadcaster {
         }
     }
 
-    fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
+    /// Makes a shard thread panic, to test what a failed shard does to the server.
+    #[doc(hidden)]
+    pub fn fail_a_shard(&self) {
+        let _ = self.inner.shards[0].send(Command::Fail);
+    }
+
+    fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.inner.hub()
+    }
+
+    fn forget(&self, freed: Vec<TopicId>) -> Result<(), Refused> {
+        self.inner.forget(freed)
+    }
+
+    fn count_topics(&self, hub: &Hub) {
+        self.inner.count_topics(hub);
+    }
+}
+
+impl Inner {
+    fn hub(&self) -> MutexGuard<'_, Hub> {
         // The hub's state stays consistent even if a holder panicked: recover it.
-        self.inner
-            .hub
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.hub.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives back what `subscribers` subscribers held: their places under the limit and,
+    /// for each, each of its topics (listed together in `topics`).
+    fn release(&self, subscribers: usize, topics: &[TopicId]) {
+        self.admitted.fetch_sub(subscribers, Relaxed);
+        let mut hub = self.hub();
+        let floor = hub.ledger.floor();
+        let mut freed = Vec::new();
+        hub.registry
+            .detach(topics, floor, Instant::now(), &mut freed);
+        let _ = self.forget(freed);
+        self.count_topics(&hub);
+    }
+
+    /// Tells every shard to forget topics the registry freed; called with the hub held.
+    fn forget(&self, freed: Vec<TopicId>) -> Result<(), Refused> {
+        if freed.is_empty() {
+            return Ok(());
+        }
+        let freed: Arc<[TopicId]> = freed.into();
+        for shard in self.shards.iter() {
+            shard.send(Command::Forget(freed.clone()))?;
+        }
+        Ok(())
+    }
+
+    fn count_topics(&self, hub: &Hub) {
+        self.stats.topics.store(hub.registry.len() as u64, Relaxed);
+        self.stats
+            .history_bytes
+            .store(hub.ledger.bytes() as u64, Relaxed);
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(topics) = self.topics.take() {
+            self.broadcaster.inner.release(1, &topics);
+        }
     }
 }
 
 impl Hub {
-    fn intern(&mut self, names: &[String], stats: &Stats) -> Result<Box<[TopicId]>, TopicLimit> {
-        let topics = self.registry.intern_all(names)?;
-        stats.topics.store(self.registry.len() as u64, Relaxed);
-        Ok(topics)
-    }
-
-    /// A time-based id: microseconds since the Unix epoch, made strictly increasing, so ids
-    /// keep increasing across restarts as long as the clock does.
-    fn assign_id(&mut self) -> u64 {
+    /// A time-based id: microseconds since the Unix epoch, made strictly increasing (and
+    /// unlike any id history holds), so ids keep increasing across restarts as long as the
+    /// clock does.
+    fn assign_id(&mut self) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_micros() as u64);
         self.last_assigned = now.max(self.last_assigned + 1);
-        self.last_assigned
+        loop {
+            let id = self.last_assigned.to_string();
+            if self.ledger.find(id.as_bytes()).is_none() {
+                return id;
+            }
+            self.last_assigned += 1;
+        }
     }
 }
 

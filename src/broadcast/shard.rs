@@ -3,11 +3,17 @@
 //! The shard waits in a `mio::Poll` of its own, where each subscriber socket is registered
 //! with its table slot as token (the kernel keeps the token: no per-socket allocation), and a
 //! `mio::Waker` tells it that commands are waiting. Each turn it handles socket readiness
-//! (a peer that hung up, a full socket that drained), takes the queued commands (subscribes and
-//! publications, in the order the broadcaster sent them), delivers to every subscriber of the
-//! topics that got frames (unless it is resting after a long pass), writes keep-alives to
-//! those the wheel reports idle, and drops the subscribers marked gone during the turn.
+//! (a peer that hung up, a full socket that drained), takes the queued commands (subscribes,
+//! publications and topics to forget, in the order the broadcaster sent them), delivers to
+//! every subscriber of the topics that got frames (unless it is resting after a long pass),
+//! writes keep-alives to those the wheel reports idle, and drops the subscribers marked gone
+//! during the turn, giving back what they held (topics, places under the limits) in one go.
+//!
+//! A subscriber whose socket stays full for [`BLOCKED_INTERVALS`] keep-alive intervals is
+//! dropped even on a topic that never publishes: its send buffer is capped, and what it lacks
+//! waits in history, not in the kernel.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::mem::take;
 use std::net::TcpStream;
@@ -22,14 +28,16 @@ use mio::event::Event;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use tokio::sync::oneshot;
-use tracing::{debug, error};
+use tracing::debug;
 
 use super::deliver::{flush, Flushed};
-use super::history::{History, Seq};
-use super::subscriber::{Progress, Subscriber, TopicLink, TopicLinks};
+use super::history::{History, Publication, Seq};
+use super::subscriber::{PackedProgress, Progress, Subscriber, TopicLink, TopicLinks};
 use super::table::Table;
 use super::topic::{Topic, TopicId};
 use super::wheel::{Wheel, WheelLink};
+use super::{Inner, Resume, Settings};
+use crate::address::AddressKey;
 use crate::sse::event::{frame_id, gap_frame, KEEP_ALIVE};
 use crate::stats::Stats;
 
@@ -49,16 +57,28 @@ const WRITES_BETWEEN_COMMANDS: usize = 64;
 const PASS_PER_REST: u32 = 2;
 /// The most bytes a subscriber may send after its request before it is dropped.
 const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// The least reconnection delay sent to subscribers on shutdown, in milliseconds.
+const RECONNECT_AFTER_MS: u64 = 1000;
+/// Keep-alive intervals a subscriber's socket may stay full before it is dropped.
+pub(super) const BLOCKED_INTERVALS: u64 = 3;
 
 /// What the broadcaster asks of a shard.
 pub(super) enum Command {
     /// Take over a subscriber whose response head is written.
     Subscribe(NewSubscriber),
-    /// Add a frame to its topics' histories and deliver it; answer how many subscribers of
-    /// this shard it was queued for.
-    Publish(Arc<Publication>, oneshot::Sender<u64>),
+    /// Drop history up to `floor`, add the publication to its topics' histories and deliver
+    /// it; answer how many subscribers of this shard it was queued for.
+    Publish {
+        publication: Arc<Publication>,
+        floor: Seq,
+        reply: oneshot::Sender<u64>,
+    },
+    /// Forget these topics, which the registry freed (their ids will be reused).
+    Forget(Arc<[TopicId]>),
     /// End every stream and stop.
     Shutdown,
+    /// Panic, as a bug would (see `Broadcaster::fail_a_shard`).
+    Fail,
 }
 
 /// A subscriber on its way to a shard.
@@ -67,18 +87,10 @@ pub(super) struct NewSubscriber {
     pub socket: TcpStream,
     /// Its topics, without repeats.
     pub topics: Box<[TopicId]>,
-    /// The id it resumes after, if any.
-    pub last_event_id: Option<Box<str>>,
-}
-
-/// One published event, shared by every shard.
-pub(super) struct Publication {
-    /// Its place in the order of publishes.
-    pub seq: Seq,
-    /// Its topics, without repeats.
-    pub topics: Box<[TopicId]>,
-    /// Its encoded frame.
-    pub frame: Bytes,
+    /// Where it resumes, if it does.
+    pub resume: Option<Resume>,
+    /// Its connection's count against its client address.
+    pub address: AddressKey,
 }
 
 /// One shard's subscribers, topics and wheel.
@@ -95,6 +107,8 @@ pub(super) struct Shard {
     wheel: Wheel,
     /// Frames of history per topic.
     history: usize,
+    /// Every publication some history of this shard may hold, oldest first.
+    held: VecDeque<Arc<Publication>>,
     /// The `Seq` of the last publication taken.
     last_seq: Seq,
     /// Topics that got frames since the last delivery pass.
@@ -103,6 +117,15 @@ pub(super) struct Shard {
     /// from one pass's start to the next, so a frame is still held when the pass that delivers
     /// it reaches every subscriber.
     budget: usize,
+    /// Frame bytes that may still be taken before the next delivery pass, for the same reason:
+    /// half the history's byte budget.
+    budget_bytes: usize,
+    /// Half the history's byte budget.
+    pass_bytes: usize,
+    /// `SO_SNDBUF` for new subscriber sockets (0: the kernel's default).
+    send_buffer: usize,
+    /// The spread of the reconnection delays sent on shutdown.
+    reconnect_spread: Duration,
     /// When the next delivery pass may start (see [`PASS_PER_REST`]).
     rest_until: Instant,
     /// Set once the broadcaster asked the shard to stop.
@@ -111,8 +134,16 @@ pub(super) struct Shard {
     gone: Vec<u32>,
     /// Slots to drop at the end of the turn because history moved past them (reused likewise).
     lagged: Vec<u32>,
+    /// Slots whose socket stayed full too long, to drop at the end of the turn (reused).
+    blocked: Vec<u32>,
     /// Slots the wheel reports idle (reused likewise).
     due: Vec<u32>,
+    /// The topics of the subscribers dropped this turn, one entry per subscription (reused).
+    released_topics: Vec<TopicId>,
+    /// The address counts of the subscribers dropped this turn (reused).
+    released_addresses: Vec<AddressKey>,
+    /// The broadcaster, to give back what dropped subscribers held.
+    broadcaster: Arc<Inner>,
     /// The server's counters.
     stats: Arc<Stats>,
 }
@@ -122,31 +153,40 @@ impl Shard {
     pub(super) fn new(
         poll: Poll,
         commands: Receiver<Command>,
-        history: usize,
-        keep_alive: Duration,
-        stats: Arc<Stats>,
+        settings: &Settings,
+        broadcaster: Arc<Inner>,
     ) -> Self {
+        let pass_bytes = (settings.history_bytes / 2).max(1);
         Self {
             poll,
             commands,
             table: Table::default(),
             topics: Vec::new(),
-            wheel: Wheel::new(keep_alive, Instant::now()),
-            history,
+            wheel: Wheel::new(settings.keep_alive, Instant::now()),
+            history: settings.history,
+            held: VecDeque::new(),
             last_seq: 0,
             dirty: Vec::new(),
-            budget: (history / 2).max(1),
+            budget: (settings.history / 2).max(1),
+            budget_bytes: pass_bytes,
+            pass_bytes,
+            send_buffer: settings.send_buffer,
+            reconnect_spread: settings.reconnect_spread,
             rest_until: Instant::now(),
             stopping: false,
             gone: Vec::new(),
             lagged: Vec::new(),
+            blocked: Vec::new(),
             due: Vec::new(),
-            stats,
+            released_topics: Vec::new(),
+            released_addresses: Vec::new(),
+            stats: broadcaster.stats.clone(),
+            broadcaster,
         }
     }
 
-    /// Runs until shut down, then ends every stream.
-    pub(super) fn run(mut self) {
+    /// Runs until shut down, then ends every stream; an error if its poll failed.
+    pub(super) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         while !self.stopping {
             let now = Instant::now();
@@ -156,8 +196,7 @@ impl Shard {
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    error!(error = %e, "shard poll failed");
-                    break;
+                    return Err(e);
                 }
             }
             for event in events.iter() {
@@ -173,6 +212,7 @@ impl Shard {
             self.reap();
         }
         self.close_all();
+        Ok(())
     }
 
     fn on_ready(&mut self, slot: u32, event: &Event) {
@@ -183,25 +223,69 @@ impl Shard {
             && (!event.is_readable() || discard_input(&subscriber.socket));
         if !alive {
             self.gone.push(slot);
-        } else if event.is_writable() && subscriber.progress != Progress::Idle {
-            subscriber.wheel.touch(self.wheel.tick_at(Instant::now()));
+        } else if event.is_writable() && !subscriber.progress.is_idle() {
+            let before = (subscriber.cursor, subscriber.progress);
             self.flush_slot(slot);
+            // Only progress counts as a write: a socket that drained a little and is full
+            // again is still blocked.
+            let tick = self.wheel.tick_at(Instant::now());
+            if let Some(subscriber) = self.table.get_mut(slot) {
+                if (subscriber.cursor, subscriber.progress) != before {
+                    subscriber.wheel.touch(tick);
+                }
+            }
         }
     }
 
     /// Takes queued commands until the queue is empty, the budget of publications is spent
-    /// (`budget` is then 0), or a shutdown (`stopping` is then set).
+    /// (`budget` or `budget_bytes` is then 0), or a shutdown (`stopping` is then set).
     fn take_commands(&mut self) {
-        while self.budget > 0 && !self.stopping {
+        while self.budget > 0 && self.budget_bytes > 0 && !self.stopping {
             match self.commands.try_recv() {
                 Ok(Command::Subscribe(new)) => self.subscribe(new),
-                Ok(Command::Publish(publication, reply)) => {
+                Ok(Command::Publish {
+                    publication,
+                    floor,
+                    reply,
+                }) => {
+                    self.drop_history_through(floor);
                     let queued = self.publish(&publication);
                     let _ = reply.send(queued);
                     self.budget -= 1;
+                    self.budget_bytes = self.budget_bytes.saturating_sub(publication.frame.len());
                 }
+                Ok(Command::Forget(topics)) => self.forget(&topics),
                 Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => self.stopping = true,
+                Ok(Command::Fail) => panic!("failing as asked"),
                 Err(TryRecvError::Empty) => return,
+            }
+        }
+    }
+
+    /// Drops every history entry up to `floor`, which left the server's history budget.
+    fn drop_history_through(&mut self, floor: Seq) {
+        while let Some(oldest) = self.held.front() {
+            if oldest.seq > floor {
+                break;
+            }
+            for &topic in oldest.topics.iter() {
+                if let Some(topic) = self.topics.get_mut(topic as usize) {
+                    topic.history.drop_through(floor);
+                }
+            }
+            self.held.pop_front();
+        }
+        if self.held.len() < self.held.capacity() / 4 {
+            self.held.shrink_to(self.held.len() * 2);
+        }
+    }
+
+    /// Resets topics the registry freed: no subscriber is left in them.
+    fn forget(&mut self, topics: &[TopicId]) {
+        for &topic in topics {
+            if let Some(entry) = self.topics.get_mut(topic as usize) {
+                debug_assert!(entry.subscribers.is_empty());
+                *entry = Topic::new(self.history);
             }
         }
     }
@@ -217,15 +301,14 @@ impl Shard {
 
     /// Adds the frame to each topic's history; returns how many distinct subscribers of this
     /// shard it is for.
-    fn publish(&mut self, publication: &Publication) -> u64 {
+    fn publish(&mut self, publication: &Arc<Publication>) -> u64 {
         self.last_seq = publication.seq;
+        self.held.push_back(publication.clone());
         let mut queued = 0;
         for (index, &topic) in publication.topics.iter().enumerate() {
             self.topic_mut(topic);
             let entry = &mut self.topics[topic as usize];
-            entry
-                .history
-                .push(publication.seq, publication.frame.clone());
+            entry.history.push(publication.clone());
             if !entry.dirty {
                 entry.dirty = true;
                 self.dirty.push(topic);
@@ -249,17 +332,19 @@ impl Shard {
         for &topic in new.topics.iter() {
             self.topic_mut(topic);
         }
-        let (cursor, gap) = self.resume_point(&new.topics, new.last_event_id.as_deref());
+        let (cursor, gap) = self.resume_point(&new.topics, new.resume.as_ref());
         let socket = new.socket;
-        if socket.set_nonblocking(true).is_err() {
-            return;
+        let mut accepted = socket.set_nonblocking(true).is_ok();
+        if self.send_buffer > 0 {
+            let _ = socket2::SockRef::from(&socket).set_send_buffer_size(self.send_buffer);
         }
-        if let Some(gap) = gap {
+        if let Some(gap) = gap.filter(|_| accepted) {
             // The socket has only its response head in it, so a gap frame (bounded by the
             // head size limit) fits; if it somehow does not, the client just reconnects.
-            if !matches!((&socket).write(&gap), Ok(n) if n == gap.len()) {
-                return;
-            }
+            accepted = matches!((&socket).write(&gap), Ok(n) if n == gap.len());
+        }
+        if !accepted {
+            return self.release_unregistered(new.topics, new.address);
         }
         let slot = self.table.next_slot();
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -271,7 +356,7 @@ impl Shard {
             .register(&mut SourceFd(&fd), token, interest)
         {
             debug!(error = %e, "could not register subscriber");
-            return;
+            return self.release_unregistered(new.topics, new.address);
         }
         let links = new
             .topics
@@ -287,10 +372,11 @@ impl Shard {
             .collect();
         let subscriber = Subscriber {
             socket,
-            progress: Progress::Idle,
+            progress: PackedProgress::IDLE,
             cursor,
             topics: TopicLinks::new(links),
             wheel: WheelLink::default(),
+            address: new.address,
         };
         let inserted = self.table.insert(subscriber);
         debug_assert_eq!(inserted, slot);
@@ -302,14 +388,21 @@ impl Shard {
         }
     }
 
+    /// Gives back what a subscriber that never made it into the table held.
+    fn release_unregistered(&mut self, topics: Box<[TopicId]>, address: AddressKey) {
+        self.released_topics.extend_from_slice(&topics);
+        self.released_addresses.push(address);
+        self.broadcaster.release(1, &self.released_topics);
+        self.released_topics.clear();
+        self.broadcaster
+            .addresses
+            .release(self.released_addresses.drain(..));
+    }
+
     /// Where a new subscriber's cursor starts, and the `gap` frame it is sent first when
     /// history cannot fill in from its `Last-Event-ID`.
-    fn resume_point(
-        &self,
-        topics: &[TopicId],
-        last_event_id: Option<&str>,
-    ) -> (Seq, Option<Bytes>) {
-        let Some(asked) = last_event_id else {
+    fn resume_point(&self, topics: &[TopicId], resume: Option<&Resume>) -> (Seq, Option<Bytes>) {
+        let Some(resume) = resume else {
             return (self.last_seq, None);
         };
         let histories = || {
@@ -317,19 +410,16 @@ impl Shard {
                 .iter()
                 .map(|&topic| &self.topics[topic as usize].history)
         };
-        let found = histories()
-            .filter_map(|history| history.find(asked.as_bytes()))
-            .max();
         // Every frame after `floor` is still held in every one of its topics.
         let floor = histories().map(History::dropped_through).max().unwrap_or(0);
-        match found {
+        match resume.found {
             Some(seq) if seq >= floor => (seq, None),
             _ => {
                 let oldest = histories()
                     .filter_map(|history| history.first_after(floor))
-                    .min_by_key(|(seq, _)| *seq)
-                    .map(|(_, frame)| frame_id(frame));
-                (floor, Some(gap_frame(asked, oldest)))
+                    .min_by_key(|publication| publication.seq)
+                    .map(|publication| frame_id(&publication.frame));
+                (floor, Some(gap_frame(&resume.asked, oldest)))
             }
         }
     }
@@ -363,6 +453,7 @@ impl Shard {
     /// dropped after the pass, so the lists it walks keep their order.
     fn deliver(&mut self) {
         self.budget = (self.history / 2).max(1);
+        self.budget_bytes = self.pass_bytes;
         if self.dirty.is_empty() {
             return;
         }
@@ -380,7 +471,7 @@ impl Shard {
                 let Some(subscriber) = self.table.get_mut(slot) else {
                     continue;
                 };
-                if subscriber.progress != Progress::Idle {
+                if !subscriber.progress.is_idle() {
                     // A full socket is flushed when it drains, unless what it waits for has
                     // left history: then it never will be.
                     if history.dropped_through() > subscriber.cursor {
@@ -414,7 +505,8 @@ impl Shard {
         }
     }
 
-    /// Writes a keep-alive comment to every subscriber idle for the interval.
+    /// Writes a keep-alive comment to every subscriber idle for the interval, and marks those
+    /// whose socket stayed full for [`BLOCKED_INTERVALS`] to be dropped.
     fn keep_alive(&mut self) {
         let tick = self.wheel.tick_at(Instant::now());
         let mut due = take(&mut self.due);
@@ -423,15 +515,21 @@ impl Shard {
             let Some(subscriber) = self.table.get_mut(slot) else {
                 continue;
             };
-            if subscriber.progress != Progress::Idle {
+            if !subscriber.progress.is_idle() {
+                if subscriber.wheel.intervals_idle(tick) >= BLOCKED_INTERVALS {
+                    self.blocked.push(slot);
+                }
                 continue;
             }
             match (&subscriber.socket).write(KEEP_ALIVE) {
-                Ok(n) if n == KEEP_ALIVE.len() => {}
+                Ok(n) if n == KEEP_ALIVE.len() => subscriber.wheel.touch(tick),
                 Ok(0) => self.gone.push(slot),
-                Ok(n) => subscriber.progress = Progress::KeepAlive(n as u8),
+                Ok(n) => {
+                    subscriber.wheel.touch(tick);
+                    subscriber.progress.set(Progress::KeepAlive(n as u8));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    subscriber.progress = Progress::KeepAlive(0)
+                    subscriber.progress.set(Progress::KeepAlive(0))
                 }
                 Err(_) => self.gone.push(slot),
             }
@@ -439,7 +537,8 @@ impl Shard {
         self.due = due;
     }
 
-    /// Drops the subscribers marked during the turn, and gives back table memory.
+    /// Drops the subscribers marked during the turn, gives back what they held, and gives
+    /// back table memory.
     fn reap(&mut self) {
         if !self.lagged.is_empty() {
             debug!(
@@ -450,24 +549,53 @@ impl Shard {
                 .subscribers_lagged
                 .fetch_add(self.lagged.len() as u64, Relaxed);
         }
+        if !self.blocked.is_empty() {
+            debug!(
+                count = self.blocked.len(),
+                "subscribers blocked for too long"
+            );
+            self.stats
+                .subscribers_blocked
+                .fetch_add(self.blocked.len() as u64, Relaxed);
+        }
         let mut gone = take(&mut self.gone);
         let mut lagged = take(&mut self.lagged);
-        for slot in gone.drain(..).chain(lagged.drain(..)) {
-            self.remove(slot);
+        let mut blocked = take(&mut self.blocked);
+        let mut removed = 0;
+        for slot in gone
+            .drain(..)
+            .chain(lagged.drain(..))
+            .chain(blocked.drain(..))
+        {
+            removed += self.remove(slot) as usize;
         }
-        (self.gone, self.lagged) = (gone, lagged);
+        (self.gone, self.lagged, self.blocked) = (gone, lagged, blocked);
+        if removed > 0 {
+            self.broadcaster.release(removed, &self.released_topics);
+            self.released_topics.clear();
+            self.broadcaster
+                .addresses
+                .release(self.released_addresses.drain(..));
+            if self.released_topics.capacity() > 4096 {
+                self.released_topics = Vec::new();
+                self.released_addresses = Vec::new();
+            }
+        }
         self.table.shrink();
     }
 
-    fn remove(&mut self, slot: u32) {
+    /// Takes a subscriber out of the table, its topics and the wheel; false if it was gone.
+    fn remove(&mut self, slot: u32) -> bool {
         if self.table.get_mut(slot).is_none() {
-            return;
+            return false;
         }
         self.wheel.remove(&mut self.table, slot);
         let Some(subscriber) = self.table.remove(slot) else {
-            return;
+            return false;
         };
+        self.released_addresses.push(subscriber.address);
         for link in subscriber.topics.as_slice() {
+            self.released_topics.push(link.topic);
             let subscribers = &mut self.topics[link.topic as usize].subscribers;
             subscribers.swap_remove(link.index as usize);
             if subscribers.len() < subscribers.capacity() / 4 {
@@ -486,10 +614,18 @@ impl Shard {
         }
         self.stats.subscribers.fetch_sub(1, Relaxed);
         // Dropping the socket closes it, which also takes it out of the poll.
+        true
     }
 
+    /// Ends every stream, each told to reconnect after its own random delay so that the
+    /// clients of a restarting server do not all come back in the same second.
     fn close_all(&mut self) {
+        let spread = self.reconnect_spread.as_millis() as u64;
         for subscriber in self.table.drain() {
+            if subscriber.progress.is_idle() {
+                let retry = RECONNECT_AFTER_MS + fastrand::u64(0..=spread);
+                let _ = (&subscriber.socket).write(format!("retry: {retry}\n\n").as_bytes());
+            }
             let _ = subscriber.socket.shutdown(std::net::Shutdown::Write);
             self.stats.subscribers.fetch_sub(1, Relaxed);
         }

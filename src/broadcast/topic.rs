@@ -1,37 +1,77 @@
-//! Topics: the registry that turns names into small ids, and a shard's view of one topic.
+//! Topics: the registry that turns names into small ids and decides when a topic is freed,
+//! and a shard's view of one topic.
 //!
-//! Names are interned once, by the [`Registry`] every shard shares (up to a limit, since a topic
-//! is kept with its history for the life of the process), so shards, subscribers and
-//! publications speak of topics as 4-byte [`TopicId`]s. Each shard keeps its own [`Topic`] per
-//! id: its subscribers on that shard and its history ring (whose frames are shared `Bytes`).
+//! Names are interned by the [`Registry`] every shard shares, so shards, subscribers and
+//! publications speak of topics as 4-byte [`TopicId`]s. A topic is held while it has a
+//! subscriber (counted from the subscribe's acceptance, before its response head) or history;
+//! one with neither is freed at once, and one with history but no subscriber is freed after
+//! the idle time since its last publish or subscriber. A freed id is reused, after every
+//! shard has been told to forget it. Topics that a client's subscribes created count against
+//! its address while they are held, so one client cannot fill the table.
+//!
+//! Each shard keeps its own [`Topic`] per id: its subscribers on that shard and its history.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-use super::history::History;
+use super::history::{History, Seq};
+use crate::address::ClientAddress;
 
 /// A topic's interned id, an index into each shard's topic table.
 pub type TopicId = u32;
 
-/// Topic names and their ids, up to a limit.
-#[derive(Debug)]
-pub struct Registry {
-    /// Every name seen, with its id (ids count up from 0).
-    ids: HashMap<Box<str>, TopicId>,
-    /// The most topics held; a topic is kept, with its history, for the life of the process.
-    limit: usize,
+/// Why a request's topics were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TopicRefused {
+    #[error("the server holds its limit of {0} topics; use a topic that exists")]
+    Full(usize),
+    #[error("topics created by this address's subscribes are at their limit of {0}")]
+    AddressFull(usize),
 }
 
-/// A request named new topics while the server holds its limit of topics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the server holds its limit of {0} topics; use a topic that exists")]
-pub struct TopicLimit(pub usize);
+/// Topic names, their ids and what holds each topic.
+#[derive(Debug)]
+pub struct Registry {
+    /// Every name held, with its id.
+    ids: HashMap<Box<str>, TopicId>,
+    /// Each id's topic, `None` when free.
+    topics: Vec<Option<Held>>,
+    /// Ids to reuse.
+    free: Vec<TopicId>,
+    /// The most topics held.
+    limit: usize,
+    /// The most topics one address's subscribes may hold created.
+    per_address: usize,
+    /// Topics held that each address's subscribes created.
+    created: HashMap<ClientAddress, usize>,
+}
+
+/// What the registry knows of a held topic.
+#[derive(Debug)]
+struct Held {
+    /// Its name, the key of its id.
+    name: Box<str>,
+    /// Subscribers accepted and not yet gone, on every shard.
+    subscribers: u32,
+    /// The `Seq` of its last publication (0 if none).
+    last_published: Seq,
+    /// When it last had a publish or a subscriber.
+    last_used: Instant,
+    /// The address whose subscribe created it, if a subscribe did.
+    creator: Option<ClientAddress>,
+}
 
 impl Registry {
-    /// A registry that holds at most `limit` topics.
-    pub fn new(limit: usize) -> Self {
+    /// A registry that holds at most `limit` topics, `per_address` of them created by the
+    /// subscribes of one address.
+    pub fn new(limit: usize, per_address: usize) -> Self {
         Self {
             ids: HashMap::new(),
+            topics: Vec::new(),
+            free: Vec::new(),
             limit,
+            per_address,
+            created: HashMap::new(),
         }
     }
 
@@ -40,26 +80,144 @@ impl Registry {
         self.ids.len()
     }
 
-    /// The ids of `names`, new names given new ids; none is interned if the new ones would take
-    /// the registry past its limit.
-    pub fn intern_all(&mut self, names: &[String]) -> Result<Box<[TopicId]>, TopicLimit> {
+    /// The ids of `names` (without repeats), new names given ids; none is interned if the new
+    /// ones would pass a limit. A subscribe names its `creator`, a publish none.
+    pub fn intern_all(
+        &mut self,
+        names: &[String],
+        creator: Option<ClientAddress>,
+        now: Instant,
+    ) -> Result<Box<[TopicId]>, TopicRefused> {
         let new = names
             .iter()
             .filter(|name| !self.ids.contains_key(name.as_str()))
             .count();
         if self.ids.len() + new > self.limit {
-            return Err(TopicLimit(self.limit));
+            return Err(TopicRefused::Full(self.limit));
         }
-        Ok(names.iter().map(|name| self.intern(name)).collect())
+        if let Some(creator) = creator.filter(|_| new > 0) {
+            let created = self.created.entry(creator).or_default();
+            if *created + new > self.per_address {
+                return Err(TopicRefused::AddressFull(self.per_address));
+            }
+            *created += new;
+        }
+        Ok(names
+            .iter()
+            .map(|name| self.intern(name, creator, now))
+            .collect())
     }
 
-    fn intern(&mut self, name: &str) -> TopicId {
+    fn intern(&mut self, name: &str, creator: Option<ClientAddress>, now: Instant) -> TopicId {
         if let Some(&id) = self.ids.get(name) {
+            if let Some(held) = self.held_mut(id) {
+                held.last_used = now;
+            }
             return id;
         }
-        let id = self.ids.len() as TopicId;
+        let held = Held {
+            name: name.into(),
+            subscribers: 0,
+            last_published: 0,
+            last_used: now,
+            creator,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.topics[id as usize] = Some(held);
+                id
+            }
+            None => {
+                self.topics.push(Some(held));
+                self.topics.len() as TopicId - 1
+            }
+        };
         self.ids.insert(name.into(), id);
         id
+    }
+
+    /// Counts a subscriber of each of `ids`.
+    pub fn attach(&mut self, ids: &[TopicId]) {
+        for &id in ids {
+            if let Some(held) = self.held_mut(id) {
+                held.subscribers += 1;
+            }
+        }
+    }
+
+    /// Counts a subscriber of each of `ids` gone; frees, into `freed`, those left with
+    /// neither subscribers nor history (nothing published after `floor`).
+    pub fn detach(&mut self, ids: &[TopicId], floor: Seq, now: Instant, freed: &mut Vec<TopicId>) {
+        for &id in ids {
+            let Some(held) = self.held_mut(id) else {
+                continue;
+            };
+            held.subscribers = held.subscribers.saturating_sub(1);
+            held.last_used = now;
+            if held.subscribers == 0 && held.last_published <= floor {
+                self.free(id, freed);
+            }
+        }
+    }
+
+    /// Records a publication of `seq` to `ids`.
+    pub fn published(&mut self, ids: &[TopicId], seq: Seq, now: Instant) {
+        for &id in ids {
+            if let Some(held) = self.held_mut(id) {
+                held.last_published = seq;
+                held.last_used = now;
+            }
+        }
+    }
+
+    /// After history's floor moved to `floor`: frees, into `freed`, those of `ids` left with
+    /// neither subscribers nor history.
+    pub fn evicted(&mut self, ids: &[TopicId], floor: Seq, freed: &mut Vec<TopicId>) {
+        for &id in ids {
+            let idle = self
+                .held_mut(id)
+                .is_some_and(|held| held.subscribers == 0 && held.last_published <= floor);
+            if idle {
+                self.free(id, freed);
+            }
+        }
+    }
+
+    /// Frees, into `freed`, every topic without subscribers unused for `idle`.
+    pub fn sweep(&mut self, now: Instant, idle: Duration, freed: &mut Vec<TopicId>) {
+        for id in 0..self.topics.len() as TopicId {
+            let idle = self.held_mut(id).is_some_and(|held| {
+                held.subscribers == 0 && now.saturating_duration_since(held.last_used) >= idle
+            });
+            if idle {
+                self.free(id, freed);
+            }
+        }
+    }
+
+    fn held_mut(&mut self, id: TopicId) -> Option<&mut Held> {
+        self.topics.get_mut(id as usize)?.as_mut()
+    }
+
+    fn free(&mut self, id: TopicId, freed: &mut Vec<TopicId>) {
+        let Some(held) = self.topics.get_mut(id as usize).and_then(Option::take) else {
+            return;
+        };
+        self.ids.remove(&held.name);
+        if let Some(creator) = held.creator {
+            if let Some(created) = self.created.get_mut(&creator) {
+                *created -= 1;
+                if *created == 0 {
+                    self.created.remove(&creator);
+                }
+            }
+        }
+        self.free.push(id);
+        freed.push(id);
+        if self.ids.is_empty() {
+            // A spike of topics is over: give its memory back.
+            *self = Self::new(self.limit, self.per_address);
+        }
     }
 }
 
@@ -68,14 +226,14 @@ impl Registry {
 pub struct Topic {
     /// The slots of this shard's subscribers of the topic, in no order.
     pub subscribers: Vec<u32>,
-    /// The topic's recent frames.
+    /// The topic's recent publications.
     pub history: History,
     /// Whether frames were added since the last delivery pass.
     pub dirty: bool,
 }
 
 impl Topic {
-    /// A topic with no subscribers and an empty history of `capacity` frames.
+    /// A topic with no subscribers and an empty history of `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         Self {
             subscribers: Vec::new(),
@@ -93,24 +251,95 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    fn address(n: u8) -> Option<ClientAddress> {
+        Some(std::net::IpAddr::from([10, 0, 0, n]).into())
+    }
+
     #[test]
     fn names_get_stable_dense_ids() {
-        let mut registry = Registry::new(10);
-        assert_eq!(&*registry.intern_all(&names(&["a", "b"])).unwrap(), &[0, 1]);
+        let mut registry = Registry::new(10, 10);
+        let now = Instant::now();
         assert_eq!(
-            &*registry.intern_all(&names(&["b", "c", "a"])).unwrap(),
+            &*registry.intern_all(&names(&["a", "b"]), None, now).unwrap(),
+            &[0, 1]
+        );
+        assert_eq!(
+            &*registry
+                .intern_all(&names(&["b", "c", "a"]), None, now)
+                .unwrap(),
             &[1, 2, 0]
         );
     }
 
     #[test]
-    fn new_names_past_the_limit_are_refused_whole() {
-        let mut registry = Registry::new(3);
-        registry.intern_all(&names(&["a", "b"])).unwrap();
-        assert_eq!(registry.intern_all(&names(&["c", "d"])), Err(TopicLimit(3)));
+    fn new_names_past_a_limit_are_refused_whole() {
+        let mut registry = Registry::new(3, 10);
+        let now = Instant::now();
+        registry.intern_all(&names(&["a", "b"]), None, now).unwrap();
+        assert_eq!(
+            registry.intern_all(&names(&["c", "d"]), None, now),
+            Err(TopicRefused::Full(3))
+        );
         assert_eq!(registry.len(), 2, "nothing of a refused request is kept");
-        assert!(registry.intern_all(&names(&["a", "c"])).is_ok());
-        assert!(registry.intern_all(&names(&["a", "b", "c"])).is_ok());
-        assert_eq!(registry.intern_all(&names(&["d"])), Err(TopicLimit(3)));
+        assert!(registry.intern_all(&names(&["a", "c"]), None, now).is_ok());
+        let mut registry = Registry::new(10, 2);
+        registry
+            .intern_all(&names(&["a", "b"]), address(1), now)
+            .unwrap();
+        assert_eq!(
+            registry.intern_all(&names(&["c"]), address(1), now),
+            Err(TopicRefused::AddressFull(2))
+        );
+        assert!(registry
+            .intern_all(&names(&["a", "c"]), address(2), now)
+            .is_ok());
+        assert!(registry.intern_all(&names(&["b"]), address(1), now).is_ok());
+    }
+
+    #[test]
+    fn a_topic_without_subscribers_or_history_is_freed_at_once() {
+        let mut registry = Registry::new(10, 1);
+        let now = Instant::now();
+        let mut freed = Vec::new();
+        let ids = registry
+            .intern_all(&names(&["a"]), address(1), now)
+            .unwrap();
+        registry.attach(&ids);
+        registry.attach(&ids);
+        registry.detach(&ids, 0, now, &mut freed);
+        assert!(freed.is_empty(), "one subscriber is left");
+        registry.detach(&ids, 0, now, &mut freed);
+        assert_eq!(freed, vec![0]);
+        assert_eq!(registry.len(), 0);
+        assert!(
+            registry.intern_all(&names(&["b"]), address(1), now).is_ok(),
+            "the creator's count came back"
+        );
+    }
+
+    #[test]
+    fn a_topic_with_history_waits_for_eviction_or_idleness() {
+        let mut registry = Registry::new(10, 10);
+        let start = Instant::now();
+        let mut freed = Vec::new();
+        let ids = registry
+            .intern_all(&names(&["a", "b"]), None, start)
+            .unwrap();
+        registry.published(&ids[..1], 5, start);
+        registry.attach(&ids[..1]);
+        registry.detach(&ids[..1], 0, start, &mut freed);
+        assert!(freed.is_empty(), "a has history");
+        registry.evicted(&ids[..1], 4, &mut freed);
+        assert!(freed.is_empty(), "a's publication is still held");
+        registry.evicted(&ids, 5, &mut freed);
+        assert_eq!(freed, vec![0, 1]);
+
+        let ids = registry.intern_all(&names(&["c"]), None, start).unwrap();
+        registry.published(&ids, 9, start);
+        let idle = Duration::from_secs(60);
+        registry.sweep(start + idle / 2, idle, &mut freed);
+        assert_eq!(registry.len(), 1);
+        registry.sweep(start + idle, idle, &mut freed);
+        assert_eq!(registry.len(), 0);
     }
 }

@@ -49,6 +49,11 @@ impl WheelLink {
     pub fn touch(&mut self, tick: u64) {
         self.last_write = tick as u32;
     }
+
+    /// Whole keep-alive intervals since the last write, as of `tick`.
+    pub fn intervals_idle(&self, tick: u64) -> u64 {
+        u64::from((tick as u32).wrapping_sub(self.last_write)) / TICKS_PER_INTERVAL
+    }
 }
 
 /// Where the wheel finds the link of a slot: the shard's subscriber table.
@@ -116,12 +121,14 @@ impl Wheel {
     }
 
     /// Drains every bucket up to tick `now` and appends to `due` each slot idle for a whole
-    /// interval; those are re-armed as if written at `now`, so the caller only writes them.
+    /// interval; those are re-armed one interval on, and the caller touches those it writes
+    /// (an untouched one is due again an interval later, its idle time growing).
     pub fn expire(&mut self, links: &mut impl Links, now: u64, due: &mut Vec<u32>) {
         if now <= self.drained {
             return;
         }
         let first = (self.drained + 1).max(now.saturating_sub(BUCKETS - 1));
+        let reported = due.len();
         for tick in first..=now {
             let bucket = (tick % BUCKETS) as usize;
             let mut slot = std::mem::replace(&mut self.buckets[bucket], NIL);
@@ -129,16 +136,18 @@ impl Wheel {
                 let link = links.link(slot);
                 let next = link.next;
                 let idle = (now as u32).wrapping_sub(link.last_write) as u64;
-                let deadline = if idle >= TICKS_PER_INTERVAL {
+                if idle >= TICKS_PER_INTERVAL {
                     due.push(slot);
-                    link.touch(now);
-                    now + TICKS_PER_INTERVAL
                 } else {
-                    now - idle + TICKS_PER_INTERVAL
-                };
-                self.link(links, slot, deadline);
+                    self.link(links, slot, now - idle + TICKS_PER_INTERVAL);
+                }
                 slot = next;
             }
+        }
+        // Linked only now: in a late drain their next bucket may be one this drain has yet to
+        // reach, where they would be reported again.
+        for &slot in &due[reported..] {
+            self.link(links, slot, now + TICKS_PER_INTERVAL);
         }
         self.drained = now;
     }
@@ -191,6 +200,19 @@ mod tests {
         assert_eq!(due_at(&mut wheel, &mut links, 19), vec![1]);
         assert!(due_at(&mut wheel, &mut links, 31).is_empty());
         assert_eq!(due_at(&mut wheel, &mut links, 32), vec![0]);
+    }
+
+    #[test]
+    fn an_untouched_slot_counts_its_idle_intervals() {
+        let mut wheel = Wheel::new(SECOND * 16, Instant::now());
+        let mut links = vec![WheelLink::default(); 1];
+        wheel.insert(&mut links, 0, 0);
+        assert_eq!(due_at(&mut wheel, &mut links, 16), vec![0]);
+        assert_eq!(due_at(&mut wheel, &mut links, 32), vec![0]);
+        assert_eq!(links[0].intervals_idle(47), 2);
+        assert_eq!(links[0].intervals_idle(48), 3);
+        links[0].touch(48);
+        assert_eq!(links[0].intervals_idle(50), 0);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! `Retry-After` and closes it, then takes the reserve back, so clients beyond the limit learn
 //! at once to come back later instead of hanging in the backlog. It warns at most once a
 //! second, and every connection already accepted is served as before.
+//!
+//! Each connection counts against its client's address (`address`); one past the address's
+//! limit is answered `429` with `Retry-After` at once, without reading its request.
 
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,9 +45,27 @@ pub async fn run(listener: TcpListener, front: Arc<FrontEnd>, tracker: TaskTrack
             _ = front.shutdown.cancelled() => return,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 front.http.stats.connections_total.fetch_add(1, Relaxed);
-                tracker.spawn(super::serve(stream, front.clone()));
+                match front.addresses.admit(peer.ip()) {
+                    Ok(admission) => {
+                        tracker.spawn(super::serve(stream, admission, front.clone()));
+                    }
+                    Err(limit) => {
+                        debug!(peer = %peer, "connection refused: {limit}");
+                        front
+                            .http
+                            .stats
+                            .connections_refused_per_address
+                            .fetch_add(1, Relaxed);
+                        let answer = error::raw(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            &limit.to_string(),
+                            &[("retry-after", RETRY_AFTER_SECONDS)],
+                        );
+                        let _ = stream.try_write(&answer);
+                    }
+                }
             }
             Err(e) if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) => {
                 if last_warning.is_none_or(|at| at.elapsed() >= WARN_EVERY) {

@@ -6,6 +6,7 @@ pub mod accept;
 mod handback;
 mod head;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ use tracing::debug;
 
 use self::handback::Served;
 use self::head::{HeadError, MAX_HEADERS};
-use crate::broadcast::{Broadcaster, Refused};
+use crate::address::{Addresses, Admission};
+use crate::broadcast::{Broadcaster, Refused, TopicRefused};
 use crate::http::{self, error};
 use crate::sse::subscribe::{self, Subscribe};
 
@@ -40,10 +42,16 @@ pub struct FrontEnd {
     pub shutdown: CancellationToken,
     /// hyper's HTTP/1 settings.
     pub builder: http1::Builder,
+    /// The connections each client address holds.
+    pub addresses: Arc<Addresses>,
 }
 
-/// Serves one accepted connection to its end, or until its socket goes to the broadcaster.
-pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
+/// What a client refused at a limit is told to wait before trying again, in seconds.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Serves one accepted connection, counted by `admission`, to its end, or until its socket
+/// goes to the broadcaster.
+pub async fn serve(mut io: TcpStream, admission: Admission, front: Arc<FrontEnd>) {
     let mut buf = BytesMut::new();
     loop {
         let read = head::read(&mut io, &mut buf, front.max_head_bytes, front.head_timeout);
@@ -56,7 +64,7 @@ pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
         };
         if let Some(request) = subscribe_request(&buf[..head_len]) {
             return match request {
-                Ok(request) => start_stream(io, request, &front).await,
+                Ok(request) => start_stream(io, request, admission, &front).await,
                 Err(e) => {
                     debug!(error = %e, "subscribe refused");
                     let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string(), &[]);
@@ -94,13 +102,27 @@ fn subscribe_request(head: &[u8]) -> Option<Result<Subscribe, subscribe::Subscri
 }
 
 /// Writes the SSE head and gives the bare socket to the broadcaster.
-async fn start_stream(mut io: TcpStream, request: Subscribe, front: &FrontEnd) {
-    let subscription = match front.broadcaster.prepare(request) {
+async fn start_stream(
+    mut io: TcpStream,
+    request: Subscribe,
+    admission: Admission,
+    front: &FrontEnd,
+) {
+    let prepared = front
+        .broadcaster
+        .prepare(request, Some(admission.address()));
+    let subscription = match prepared {
         Ok(subscription) => subscription,
         Err(Refused::Closed) => return,
-        Err(e @ Refused::TopicLimit(_)) => {
+        Err(e) => {
             debug!(error = %e, "subscribe refused");
-            let answer = error::raw(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), &[]);
+            front.http.stats.subscribes_refused.fetch_add(1, Relaxed);
+            let status = match e {
+                Refused::Topics(TopicRefused::AddressFull(_)) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let retry_after = [("retry-after", RETRY_AFTER_SECONDS)];
+            let answer = error::raw(status, &e.to_string(), &retry_after);
             let _ = io.write_all(&answer).await;
             return;
         }
@@ -115,7 +137,12 @@ async fn start_stream(mut io: TcpStream, request: Subscribe, front: &FrontEnd) {
         Ok(socket) => socket,
         Err(e) => return debug!(error = %e, "could not take over subscriber socket"),
     };
-    if front.broadcaster.subscribe(socket, subscription).is_err() {
+    let address = admission.into_key();
+    if front
+        .broadcaster
+        .subscribe(socket, subscription, address)
+        .is_err()
+    {
         debug!("subscribe during shutdown dropped");
     }
 }

@@ -39,6 +39,7 @@ impl PublishError {
         match self {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Refused(Refused::DuplicateId) => StatusCode::CONFLICT,
             Self::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }

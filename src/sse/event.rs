@@ -44,6 +44,8 @@ pub enum EventError {
     EmptyField(&'static str),
     #[error("{0} is longer than {MAX_FIELD_BYTES} bytes")]
     FieldTooLong(&'static str),
+    #[error("{0} must not begin or end with whitespace")]
+    Whitespace(&'static str),
 }
 
 impl Event {
@@ -73,6 +75,10 @@ fn check_field(name: &'static str, value: Option<&str>) -> Result<(), EventError
     }
     if value.contains(['\r', '\n', '\0']) {
         return Err(EventError::LineBreak(name));
+    }
+    // HTTP trims a header value, so such an id would come back altered in `Last-Event-ID`.
+    if value.trim() != value {
+        return Err(EventError::Whitespace(name));
     }
     Ok(())
 }
@@ -221,6 +227,11 @@ mod tests {
         let mut e = event("x");
         e.id = Some("a\nb".into());
         assert_eq!(e.validate(), Err(EventError::LineBreak("id")));
+        for spaced in [" 42", "42 ", "\t42"] {
+            let mut e = event("x");
+            e.id = Some(spaced.into());
+            assert_eq!(e.validate(), Err(EventError::Whitespace("id")));
+        }
         let mut e = event("x");
         e.event = Some("a\0".into());
         assert_eq!(e.validate(), Err(EventError::LineBreak("event")));
