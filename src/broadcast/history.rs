@@ -84,6 +84,12 @@ impl History {
         self.entries = VecDeque::new();
     }
 
+    /// Counts everything up to `seq` as dropped, for a topic that was forgotten.
+    pub fn forget_through(&mut self, seq: Seq) {
+        self.drop_through(seq);
+        self.dropped_through = self.dropped_through.max(seq);
+    }
+
     /// The `Seq` of the newest entry, or of the newest dropped when none is held.
     pub fn last_seq(&self) -> Seq {
         self.entries

@@ -94,6 +94,25 @@ impl Ledger {
         }
     }
 
+    /// Lets go of the publications `keep` refuses (those whose topics were all forgotten),
+    /// wherever they are; the floor stays where it is.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Publication) -> bool) {
+        let mut released = 0;
+        let ids = &mut self.ids;
+        self.held.retain(|publication| {
+            let kept = keep(publication);
+            if !kept {
+                ids.remove(frame_id(&publication.frame));
+                released += 1;
+            }
+            kept
+        });
+        if released > 0 {
+            self.bytes = self.held.iter().map(|p| self.cost(p)).sum();
+            self.held.shrink_to(self.held.len() * 2);
+        }
+    }
+
     fn cost(&self, publication: &Publication) -> usize {
         publication.frame.len()
             + OVERHEAD_BYTES
@@ -134,6 +153,20 @@ mod tests {
         assert_eq!(ledger.bytes(), 3 * one);
         assert_eq!(ledger.find(b"20"), None, "an evicted id is forgotten");
         assert_eq!(ledger.find(b"30"), Some(3));
+    }
+
+    #[test]
+    fn publications_of_forgotten_topics_can_go_from_anywhere() {
+        let mut ledger = Ledger::new(1 << 20, 1);
+        for seq in 1..=4 {
+            ledger.push(publication(seq), |_| panic!("nothing to evict"));
+        }
+        let one = ledger.bytes() / 4;
+        ledger.retain(|p| p.seq % 2 == 0);
+        assert_eq!(ledger.bytes(), 2 * one);
+        assert_eq!(ledger.find(b"10"), None);
+        assert_eq!(ledger.find(b"20"), Some(2));
+        assert_eq!(ledger.floor(), 0);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use tracing::error;
 use self::history::{Publication, Seq};
 use self::ledger::Ledger;
 use self::shard::{Command, NewSubscriber, Shard, WAKER};
-use self::topic::{Registry, TopicId};
+use self::topic::{Freed, Registry, TopicId};
 use crate::address::{AddressKey, Addresses, ClientAddress};
 use crate::sse::event::{self, Event};
 use crate::sse::subscribe::Subscribe;
@@ -332,6 +332,13 @@ impl Broadcaster {
         let mut freed = Vec::new();
         hub.registry
             .sweep(Instant::now(), self.inner.topic_idle, &mut freed);
+        if !freed.is_empty() {
+            // Their history goes with them: what no held topic names leaves the ledger.
+            let Hub {
+                registry, ledger, ..
+            } = &mut *hub;
+            ledger.retain(|publication| publication.topics.iter().any(|&t| registry.is_held(t)));
+        }
         let _ = self.forget(freed);
         self.count_topics(&hub);
     }
@@ -376,7 +383,7 @@ impl Broadcaster {
         self.inner.hub()
     }
 
-    fn forget(&self, freed: Vec<TopicId>) -> Result<(), Refused> {
+    fn forget(&self, freed: Vec<Freed>) -> Result<(), Refused> {
         self.inner.forget(freed)
     }
 
@@ -405,11 +412,11 @@ impl Inner {
     }
 
     /// Tells every shard to forget topics the registry freed; called with the hub held.
-    fn forget(&self, freed: Vec<TopicId>) -> Result<(), Refused> {
+    fn forget(&self, freed: Vec<Freed>) -> Result<(), Refused> {
         if freed.is_empty() {
             return Ok(());
         }
-        let freed: Arc<[TopicId]> = freed.into();
+        let freed: Arc<[Freed]> = freed.into();
         for shard in self.shards.iter() {
             shard.send(Command::Forget(freed.clone()))?;
         }

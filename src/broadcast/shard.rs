@@ -20,7 +20,7 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,7 +34,7 @@ use super::deliver::{flush, Flushed};
 use super::history::{History, Publication, Seq};
 use super::subscriber::{PackedProgress, Progress, Subscriber, TopicLink, TopicLinks};
 use super::table::Table;
-use super::topic::{Topic, TopicId};
+use super::topic::{Freed, Topic, TopicId};
 use super::wheel::{Wheel, WheelLink};
 use super::{Inner, Resume, Settings};
 use crate::address::AddressKey;
@@ -74,7 +74,7 @@ pub(super) enum Command {
         reply: oneshot::Sender<u64>,
     },
     /// Forget these topics, which the registry freed (their ids will be reused).
-    Forget(Arc<[TopicId]>),
+    Forget(Arc<[Freed]>),
     /// End every stream and stop.
     Shutdown,
     /// Panic, as a bug would (see `Broadcaster::fail_a_shard`).
@@ -107,8 +107,9 @@ pub(super) struct Shard {
     wheel: Wheel,
     /// Frames of history per topic.
     history: usize,
-    /// Every publication some history of this shard may hold, oldest first.
-    held: VecDeque<Arc<Publication>>,
+    /// Every publication some history of this shard may hold, oldest first; weak, so that
+    /// a publication whose topics were all forgotten is freed at once.
+    held: VecDeque<Weak<Publication>>,
     /// The `Seq` of the last publication taken.
     last_seq: Seq,
     /// Topics that got frames since the last delivery pass.
@@ -265,12 +266,15 @@ impl Shard {
     /// Drops every history entry up to `floor`, which left the server's history budget.
     fn drop_history_through(&mut self, floor: Seq) {
         while let Some(oldest) = self.held.front() {
-            if oldest.seq > floor {
-                break;
-            }
-            for &topic in oldest.topics.iter() {
-                if let Some(topic) = self.topics.get_mut(topic as usize) {
-                    topic.history.drop_through(floor);
+            // One that is gone was in no history any more.
+            if let Some(oldest) = oldest.upgrade() {
+                if oldest.seq > floor {
+                    break;
+                }
+                for &topic in oldest.topics.iter() {
+                    if let Some(topic) = self.topics.get_mut(topic as usize) {
+                        topic.history.drop_through(floor);
+                    }
                 }
             }
             self.held.pop_front();
@@ -281,11 +285,11 @@ impl Shard {
     }
 
     /// Resets topics the registry freed: no subscriber is left in them.
-    fn forget(&mut self, topics: &[TopicId]) {
-        for &topic in topics {
-            if let Some(entry) = self.topics.get_mut(topic as usize) {
+    fn forget(&mut self, topics: &[Freed]) {
+        for &freed in topics {
+            if let Some(entry) = self.topics.get_mut(freed.id as usize) {
                 debug_assert!(entry.subscribers.is_empty());
-                *entry = Topic::new(self.history);
+                *entry = Topic::forgotten(self.history, freed);
             }
         }
     }
@@ -303,7 +307,7 @@ impl Shard {
     /// shard it is for.
     fn publish(&mut self, publication: &Arc<Publication>) -> u64 {
         self.last_seq = publication.seq;
-        self.held.push_back(publication.clone());
+        self.held.push_back(Arc::downgrade(publication));
         let mut queued = 0;
         for (index, &topic) in publication.topics.iter().enumerate() {
             self.topic_mut(topic);

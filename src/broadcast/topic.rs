@@ -20,6 +20,15 @@ use crate::address::ClientAddress;
 /// A topic's interned id, an index into each shard's topic table.
 pub type TopicId = u32;
 
+/// A topic the registry freed, for the shards to forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freed {
+    /// Its id, which will be reused.
+    pub id: TopicId,
+    /// The `Seq` of its last publication: a resume from before it missed something.
+    pub last_published: Seq,
+}
+
 /// Why a request's topics were refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TopicRefused {
@@ -147,7 +156,7 @@ impl Registry {
 
     /// Counts a subscriber of each of `ids` gone; frees, into `freed`, those left with
     /// neither subscribers nor history (nothing published after `floor`).
-    pub fn detach(&mut self, ids: &[TopicId], floor: Seq, now: Instant, freed: &mut Vec<TopicId>) {
+    pub fn detach(&mut self, ids: &[TopicId], floor: Seq, now: Instant, freed: &mut Vec<Freed>) {
         for &id in ids {
             let Some(held) = self.held_mut(id) else {
                 continue;
@@ -172,7 +181,7 @@ impl Registry {
 
     /// After history's floor moved to `floor`: frees, into `freed`, those of `ids` left with
     /// neither subscribers nor history.
-    pub fn evicted(&mut self, ids: &[TopicId], floor: Seq, freed: &mut Vec<TopicId>) {
+    pub fn evicted(&mut self, ids: &[TopicId], floor: Seq, freed: &mut Vec<Freed>) {
         for &id in ids {
             let idle = self
                 .held_mut(id)
@@ -184,7 +193,7 @@ impl Registry {
     }
 
     /// Frees, into `freed`, every topic without subscribers unused for `idle`.
-    pub fn sweep(&mut self, now: Instant, idle: Duration, freed: &mut Vec<TopicId>) {
+    pub fn sweep(&mut self, now: Instant, idle: Duration, freed: &mut Vec<Freed>) {
         for id in 0..self.topics.len() as TopicId {
             let idle = self.held_mut(id).is_some_and(|held| {
                 held.subscribers == 0 && now.saturating_duration_since(held.last_used) >= idle
@@ -195,11 +204,16 @@ impl Registry {
         }
     }
 
+    /// Whether `id` names a held topic.
+    pub fn is_held(&self, id: TopicId) -> bool {
+        self.topics.get(id as usize).is_some_and(Option::is_some)
+    }
+
     fn held_mut(&mut self, id: TopicId) -> Option<&mut Held> {
         self.topics.get_mut(id as usize)?.as_mut()
     }
 
-    fn free(&mut self, id: TopicId, freed: &mut Vec<TopicId>) {
+    fn free(&mut self, id: TopicId, freed: &mut Vec<Freed>) {
         let Some(held) = self.topics.get_mut(id as usize).and_then(Option::take) else {
             return;
         };
@@ -213,7 +227,10 @@ impl Registry {
             }
         }
         self.free.push(id);
-        freed.push(id);
+        freed.push(Freed {
+            id,
+            last_published: held.last_published,
+        });
         if self.ids.is_empty() {
             // A spike of topics is over: give its memory back.
             *self = Self::new(self.limit, self.per_address);
@@ -240,6 +257,14 @@ impl Topic {
             history: History::new(capacity),
             dirty: false,
         }
+    }
+
+    /// A topic whose id was freed: whatever it held is gone, so a resume from before its
+    /// last publication gets a `gap` (and one from after it misses nothing).
+    pub fn forgotten(capacity: usize, freed: Freed) -> Self {
+        let mut topic = Self::new(capacity);
+        topic.history.forget_through(freed.last_published);
+        topic
     }
 }
 
@@ -309,7 +334,13 @@ mod tests {
         registry.detach(&ids, 0, now, &mut freed);
         assert!(freed.is_empty(), "one subscriber is left");
         registry.detach(&ids, 0, now, &mut freed);
-        assert_eq!(freed, vec![0]);
+        assert_eq!(
+            freed,
+            vec![Freed {
+                id: 0,
+                last_published: 0
+            }]
+        );
         assert_eq!(registry.len(), 0);
         assert!(
             registry.intern_all(&names(&["b"]), address(1), now).is_ok(),
@@ -332,7 +363,8 @@ mod tests {
         registry.evicted(&ids[..1], 4, &mut freed);
         assert!(freed.is_empty(), "a's publication is still held");
         registry.evicted(&ids, 5, &mut freed);
-        assert_eq!(freed, vec![0, 1]);
+        let last_published: Vec<_> = freed.iter().map(|f| (f.id, f.last_published)).collect();
+        assert_eq!(last_published, vec![(0, 5), (1, 0)]);
 
         let ids = registry.intern_all(&names(&["c"]), None, start).unwrap();
         registry.published(&ids, 9, start);

@@ -1,12 +1,18 @@
-//! `GET /healthz`: `200 ok` while the server runs.
+//! `GET /healthz`: `200 ok` while the server runs; `503` with the reason once a broadcaster
+//! shard has failed (the server then stops with an error, so that a supervisor restarts it).
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::Response;
+use hyper::{Response, StatusCode};
+
+use super::{error, Context};
 
 /// The health answer.
-pub fn handle() -> Response<Full<Bytes>> {
+pub fn handle(context: &Context) -> Response<Full<Bytes>> {
+    if let Some(why) = context.broadcaster.failure() {
+        return error::response(StatusCode::SERVICE_UNAVAILABLE, &why);
+    }
     let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
     response
         .headers_mut()

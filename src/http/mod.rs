@@ -51,7 +51,7 @@ async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<B
     let path = request.uri().path();
     let method = request.method();
     match (method, path) {
-        (&Method::GET | &Method::HEAD, "/healthz") => health::handle(),
+        (&Method::GET | &Method::HEAD, "/healthz") => health::handle(context),
         (&Method::GET | &Method::HEAD, "/stats") => stats::handle(context),
         (&Method::GET | &Method::HEAD, path) if assets::exists(path) => {
             assets::get(path).unwrap_or_else(not_found)

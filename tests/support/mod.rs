@@ -440,3 +440,24 @@ pub fn spawn_piped(command: &mut tokio::process::Command) -> Piped {
         stderr,
     }
 }
+
+/// Connects to `addr` from the loopback address `from` (e.g. `127.0.0.2`), as another client
+/// host would.
+pub async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    timed("connect", socket.connect(addr)).await.unwrap()
+}
+
+/// Polls `/stats` until `check` holds for it, and returns it; fails after [`STEP`].
+pub async fn wait_until(client: &Client, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let stats = client.stats().await;
+        if check(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {stats}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
