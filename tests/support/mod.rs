@@ -440,3 +440,42 @@ pub fn spawn_piped(command: &mut tokio::process::Command) -> Piped {
         stderr,
     }
 }
+
+impl Server {
+    /// Starts a server on a runtime of its own with one thread, as the binary runs it, so that a
+    /// test can tell when anything holds that thread.
+    pub async fn start_single_threaded(flags: &[&str]) -> Server {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let args = std::iter::once("ssecast").chain(flags.iter().copied());
+        let config = ssecast::config::Config::try_parse_from(args).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                ssecast::run(listener, config, async move {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        Server {
+            client: Client { addr },
+            stop: Some(stop),
+            done,
+        }
+    }
+}
+
+/// Fails the test unless `future` finishes within `limit`; returns its output.
+pub async fn within<F: Future>(what: &str, limit: Duration, future: F) -> F::Output {
+    let started = Instant::now();
+    let output = timed(what, future).await;
+    let took = started.elapsed();
+    assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
+    output
+}
