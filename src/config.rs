@@ -3,9 +3,19 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 
 use crate::broadcast;
+
+/// The largest `--max-body-bytes`.
+const MAX_BODY_BYTES: u64 = 16 << 20;
+/// The shortest duration any flag takes.
+const MIN_DURATION: Duration = Duration::from_millis(10);
+/// The longest keep-alive interval.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest timeout: a client may be given an hour, never enough to overflow a deadline.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// How the server is set up. Every flag has an environment fallback and a default.
 #[derive(Debug, Clone, Parser)]
@@ -19,7 +29,8 @@ pub struct Config {
     #[arg(long, env = "SSECAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Silence after which a subscriber is sent a keep-alive comment (e.g. 15s, 500ms).
+    /// Silence after which a subscriber is sent a keep-alive comment (e.g. 15s, 500ms); at most
+    /// a day.
     #[arg(long, env = "SSECAST_KEEP_ALIVE", default_value = "15s", value_parser = parse_interval)]
     pub keep_alive: Duration,
 
@@ -33,8 +44,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_topics: u32,
 
-    /// Largest publish body accepted, in bytes.
-    #[arg(long, env = "SSECAST_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    /// Largest publish body accepted, in bytes; at most 16 MiB, as its encoded frame can be about
+    /// seven times as large.
+    #[arg(long, env = "SSECAST_MAX_BODY_BYTES", default_value_t = 1 << 20,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BODY_BYTES))]
     pub max_body_bytes: usize,
 
     /// Largest request head accepted, in bytes.
@@ -43,7 +56,7 @@ pub struct Config {
     pub max_head_bytes: u32,
 
     /// Time a client has to send its whole request head.
-    #[arg(long, env = "SSECAST_HEAD_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, env = "SSECAST_HEAD_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub head_timeout: Duration,
 
     /// Value of Access-Control-Allow-Origin on every response (e.g. * or https://app.example).
@@ -72,11 +85,25 @@ impl Config {
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if interval < Duration::from_millis(10) {
-        return Err("must be at least 10ms".into());
+    parse_duration(text, MAX_INTERVAL)
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    parse_duration(text, MAX_TIMEOUT)
+}
+
+/// A human duration between [`MIN_DURATION`] and `max`, so that no deadline built from it can
+/// overflow an `Instant`.
+fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if !(MIN_DURATION..=max).contains(&duration) {
+        return Err(format!(
+            "must be between {} and {}",
+            humantime::format_duration(MIN_DURATION),
+            humantime::format_duration(max)
+        ));
     }
-    Ok(interval)
+    Ok(duration)
 }
 
 fn parse_origin(text: &str) -> Result<String, String> {
@@ -98,5 +125,45 @@ mod tests {
         assert_eq!(config.max_body_bytes, 1 << 20);
         assert!(Config::try_parse_from(["ssecast", "--keep-alive", "1ms"]).is_err());
         assert!(Config::try_parse_from(["ssecast", "--history", "0"]).is_err());
+    }
+
+    fn refused(flags: &[&str]) -> String {
+        let args = std::iter::once("ssecast").chain(flags.iter().copied());
+        match Config::try_parse_from(args) {
+            Ok(config) => panic!("{flags:?} accepted: {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_at_start() {
+        for flag in ["--keep-alive", "--head-timeout"] {
+            for value in [
+                "0s",
+                "0",
+                "5ms",
+                "1000000000y",
+                "100000000000000000000s",
+                "soon",
+            ] {
+                let error = refused(&[flag, value]);
+                assert!(error.contains(flag), "{flag} {value}: {error}");
+            }
+            assert!(refused(&[flag, "2d"]).contains("between 10ms and"));
+        }
+        let day = Config::try_parse_from(["ssecast", "--keep-alive", "1day"]).unwrap();
+        assert_eq!(day.keep_alive, MAX_INTERVAL);
+        let hour = Config::try_parse_from(["ssecast", "--head-timeout", "1h"]).unwrap();
+        assert_eq!(hour.head_timeout, MAX_TIMEOUT);
+        assert!(refused(&["--head-timeout", "61m"]).contains("between 10ms and 1h"));
+    }
+
+    #[test]
+    fn body_sizes_have_ranges() {
+        for value in ["0", "16777217", "-1", "1e9"] {
+            refused(&["--max-body-bytes", value]);
+        }
+        let largest = Config::try_parse_from(["ssecast", "--max-body-bytes", "16777216"]).unwrap();
+        assert_eq!(largest.max_body_bytes, 16 << 20);
     }
 }
