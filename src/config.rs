@@ -10,12 +10,22 @@ use crate::broadcast;
 
 /// The largest `--max-body-bytes`.
 const MAX_BODY_BYTES: u64 = 16 << 20;
+/// The largest `--max-body-bytes-in-flight`: far above any memory, far below a semaphore's
+/// limit.
+const MAX_BODY_BYTES_IN_FLIGHT: u64 = 1 << 40;
 /// The shortest duration any flag takes.
 const MIN_DURATION: Duration = Duration::from_millis(10);
 /// The longest keep-alive interval.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// The longest timeout: a client may be given an hour, never enough to overflow a deadline.
 const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// Why settings that each parsed do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--max-body-bytes-in-flight ({0}) is below --max-body-bytes ({1}): a largest body could never be read")]
+    BudgetBelowBody(usize, usize),
+}
 
 /// How the server is set up. Every flag has an environment fallback and a default.
 #[derive(Debug, Clone, Parser)]
@@ -50,6 +60,17 @@ pub struct Config {
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BODY_BYTES))]
     pub max_body_bytes: usize,
 
+    /// Time a publish body has to arrive whole, from the start of its request; past it the
+    /// client gets 408 and the connection closes.
+    #[arg(long, env = "SSECAST_BODY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub body_timeout: Duration,
+
+    /// Bytes that publish bodies being read may hold in all, counted before reading (the
+    /// declared length, or --max-body-bytes for a chunked body); past it a publish gets 503.
+    #[arg(long, env = "SSECAST_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 64 << 20,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BODY_BYTES_IN_FLIGHT))]
+    pub max_body_bytes_in_flight: usize,
+
     /// Largest request head accepted, in bytes.
     #[arg(long, env = "SSECAST_MAX_HEAD_BYTES", default_value_t = 8 * 1024,
           value_parser = clap::value_parser!(u32).range(1024..=65536))]
@@ -69,6 +90,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// Checks what clap cannot check flag by flag.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes_in_flight < self.max_body_bytes {
+            return Err(ConfigError::BudgetBelowBody(
+                self.max_body_bytes_in_flight,
+                self.max_body_bytes,
+            ));
+        }
+        Ok(())
+    }
+
     /// The broadcaster's part of the settings.
     pub fn broadcast(&self) -> broadcast::Settings {
         let shards = match self.shards {
@@ -125,6 +157,10 @@ mod tests {
         assert_eq!(config.max_body_bytes, 1 << 20);
         assert!(Config::try_parse_from(["ssecast", "--keep-alive", "1ms"]).is_err());
         assert!(Config::try_parse_from(["ssecast", "--history", "0"]).is_err());
+        let config = Config::try_parse_from(["ssecast"]).unwrap();
+        assert_eq!(config.body_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_body_bytes_in_flight, 64 << 20);
+        assert_eq!(config.check(), Ok(()));
     }
 
     fn refused(flags: &[&str]) -> String {
@@ -137,7 +173,7 @@ mod tests {
 
     #[test]
     fn absurd_durations_are_refused_at_start() {
-        for flag in ["--keep-alive", "--head-timeout"] {
+        for flag in ["--keep-alive", "--head-timeout", "--body-timeout"] {
             for value in [
                 "0s",
                 "0",
@@ -165,5 +201,15 @@ mod tests {
         }
         let largest = Config::try_parse_from(["ssecast", "--max-body-bytes", "16777216"]).unwrap();
         assert_eq!(largest.max_body_bytes, 16 << 20);
+        refused(&["--max-body-bytes-in-flight", "0"]);
+        let small = Config::try_parse_from([
+            "ssecast",
+            "--max-body-bytes-in-flight",
+            "100",
+            "--max-body-bytes",
+            "200",
+        ])
+        .unwrap();
+        assert_eq!(small.check(), Err(ConfigError::BudgetBelowBody(100, 200)));
     }
 }

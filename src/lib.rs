@@ -30,6 +30,7 @@ use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -62,6 +63,8 @@ pub async fn run_with_stats(
         broadcaster: broadcaster.clone(),
         stats,
         max_body_bytes: config.max_body_bytes,
+        body_timeout: config.body_timeout,
+        body_budget: Arc::new(Semaphore::new(config.max_body_bytes_in_flight)),
         cors_origin,
     });
     let mut builder = http1::Builder::new();

@@ -3,7 +3,8 @@
 
 use std::io::IsTerminal;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use tokio::net::TcpListener;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -13,6 +14,11 @@ use ssecast::config::Config;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
+    if let Err(e) = config.check() {
+        Config::command()
+            .error(ErrorKind::ArgumentConflict, e)
+            .exit();
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{post, request, within, Server};
+use support::{post, read_response, read_to_close, request, within, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -68,5 +70,135 @@ async fn a_flood_of_topics_never_stalls_the_front_end() {
     let refused = refused.load(Ordering::Relaxed);
     assert!(refused >= 3, "only {refused} floods were answered");
     assert!(probes >= 20, "only {probes} probes");
+    server.stop().await;
+}
+
+/// A publish head declaring `length` bytes of form body, and `sent` of them.
+fn partial_publish(length: usize, sent: usize, extra: &str) -> Vec<u8> {
+    let mut raw = format!(
+        "POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: {FORM}\r\n\
+         Content-Length: {length}\r\n{extra}\r\n"
+    )
+    .into_bytes();
+    raw.extend_from_slice(b"topic=t&data=");
+    raw.resize(raw.len() - 13 + sent, b'x');
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408_and_the_connection_closes() {
+    let server = Server::start(&["--body-timeout", "300ms"]).await;
+    let mut stream = server.subscribe("/events?topic=t", "").await;
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    socket
+        .write_all(&partial_publish(100, 20, ""))
+        .await
+        .unwrap();
+    let response = read_response(&mut socket).await;
+    let took = started.elapsed();
+    assert_eq!(response.status, 408, "{}", response.head);
+    assert!(response.json()["error"].as_str().unwrap().contains("body"));
+    assert!(response.head.to_lowercase().contains("connection: close"));
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    let (rest, _) = read_to_close(&mut socket).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    // Others were never held up.
+    server.publish_id("t", "after", "x").await;
+    assert_eq!(stream.event_id().await, "after");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dribbled_body_is_cut_at_the_timeout() {
+    let server = Server::start(&["--body-timeout", "300ms"]).await;
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    socket
+        .write_all(&partial_publish(1000, 13, ""))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    let dribble = tokio::spawn(async move {
+        // One byte each 50 ms, as long as the server takes them.
+        while writer.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = support::timed("dribble cut", reader.read_to_end(&mut answer)).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    if !answer.is_empty() {
+        assert_eq!(support::parse_response(&answer).status, 408);
+    }
+    support::timed("dribble ends", dribble).await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_body_budget_a_publish_gets_503_at_once() {
+    let server = Server::start(&[
+        "--max-body-bytes-in-flight",
+        "100000",
+        "--max-body-bytes",
+        "60000",
+        "--body-timeout",
+        "1s",
+    ])
+    .await;
+    let mut stream = server.subscribe("/events?topic=t", "").await;
+    // The first stalled body holds 60,000 bytes of the budget once hyper asks for its body,
+    // which is when it sends 100 Continue.
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    let held_at = Instant::now();
+    first
+        .write_all(&partial_publish(60_000, 0, "Expect: 100-continue\r\n"))
+        .await
+        .unwrap();
+    let mut continued = [0u8; 25];
+    support::timed("100 continue", first.read_exact(&mut continued))
+        .await
+        .unwrap();
+    assert_eq!(&continued, b"HTTP/1.1 100 Continue\r\n\r\n");
+    first.write_all(b"topic=t&data=xx").await.unwrap();
+    // The second finds 40,000 left: refused at once, its body unread.
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    second
+        .write_all(&partial_publish(60_000, 100, ""))
+        .await
+        .unwrap();
+    let response = within(
+        "second body refused",
+        Duration::from_millis(500),
+        read_response(&mut second),
+    )
+    .await;
+    assert_eq!(response.status, 503, "{}", response.head);
+    assert!(
+        response.head.to_lowercase().contains("retry-after: 1"),
+        "{}",
+        response.head
+    );
+    assert!(response.json()["error"].as_str().unwrap().contains("retry"));
+    // A small publish still fits, and the subscriber gets it.
+    server.publish_id("t", "small", "x").await;
+    assert_eq!(stream.event_id().await, "small");
+    // Once the first times out its bytes are back: a large publish goes through.
+    let timed_out = read_response(&mut first).await;
+    assert_eq!(timed_out.status, 408);
+    assert!(held_at.elapsed() >= Duration::from_millis(900));
+    let big = format!("topic=t&id=big&data={}", "y".repeat(59_000));
+    let response = post(server.addr, FORM, big.as_bytes()).await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(stream.event_id().await, "big");
     server.stop().await;
 }

@@ -9,6 +9,7 @@ mod stats;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,6 +18,7 @@ use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONNECTION, CONTENT_TYPE, LOCATION,
 };
 use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::Semaphore;
 
 use crate::broadcast::Broadcaster;
 use crate::stats::Stats;
@@ -29,6 +31,11 @@ pub struct Context {
     pub stats: Arc<Stats>,
     /// The largest publish body accepted.
     pub max_body_bytes: usize,
+    /// The time a publish body has to arrive whole, from the start of its request.
+    pub body_timeout: Duration,
+    /// Bytes that publish bodies being read may still take, one permit a byte; shared by every
+    /// listener.
+    pub body_budget: Arc<Semaphore>,
     /// `Access-Control-Allow-Origin` for every answer, if set.
     pub cors_origin: Option<HeaderValue>,
 }

@@ -3,14 +3,21 @@
 //! The front end is one thread that also accepts every connection, so no body may hold it for
 //! long: both parsers keep at most one topic past the limit and skip the rest unallocated, and a
 //! body over [`BLOCKING_PARSE_BYTES`] is parsed and validated on tokio's blocking pool.
+//!
+//! Reading a body is bounded twice: it must arrive whole within the body timeout (else `408`
+//! and the connection closes), and before reading, the bytes it may hold are taken from a budget
+//! shared by every publish (else `503` with `Retry-After` at once, the body unread). The bytes
+//! go back to the budget once the body is parsed, or when the request ends.
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Body;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use tokio::time::{timeout_at, Instant};
 
 use super::{error, json, Context};
 use crate::broadcast::{Published, Refused};
@@ -21,6 +28,8 @@ use crate::urlencoded::{self, NotUtf8};
 /// Bodies larger than this are parsed off the front-end thread. A 1 MiB form takes tens of
 /// milliseconds to parse in a debug build; 64 KiB takes well under one.
 pub const BLOCKING_PARSE_BYTES: usize = 64 * 1024;
+/// What a publish refused for want of budget is told to wait, in seconds.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// Why a publish was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +40,10 @@ pub enum PublishError {
     TooLarge(usize),
     #[error("reading body: {0}")]
     Body(String),
+    #[error("body not received within {0:?}")]
+    TimedOut(std::time::Duration),
+    #[error("too many publish bodies in flight; retry shortly")]
+    Busy,
     #[error("malformed form: {0}")]
     Form(#[from] NotUtf8),
     #[error("retry must be a whole number of milliseconds")]
@@ -51,7 +64,8 @@ impl PublishError {
         match self {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Refused(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Interrupted => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -83,16 +97,31 @@ enum Format {
 
 /// Handles a publish request.
 pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
-    match publish(request, context).await {
+    let deadline = Instant::now() + context.body_timeout;
+    match publish(request, context, deadline).await {
         Ok(published) => json(StatusCode::OK, &Answer::from(&published)),
         Err(e) => {
             tracing::debug!(error = %e, "publish refused");
-            error::response(e.status(), &e.to_string())
+            let mut response = error::response(e.status(), &e.to_string());
+            let headers = response.headers_mut();
+            if let PublishError::Busy = e {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            // The body is left unread (part of it, or all): nothing else can follow on this
+            // connection.
+            if let PublishError::Busy | PublishError::TimedOut(_) = e {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
         }
     }
 }
 
-async fn publish(request: Request<Incoming>, context: &Context) -> Result<Published, PublishError> {
+async fn publish(
+    request: Request<Incoming>,
+    context: &Context,
+    deadline: Instant,
+) -> Result<Published, PublishError> {
     let format = format(request.headers().get(CONTENT_TYPE))?;
     let limit = context.max_body_bytes;
     let declared = request
@@ -102,13 +131,35 @@ async fn publish(request: Request<Incoming>, context: &Context) -> Result<Publis
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(PublishError::TooLarge(limit));
     }
-    let body = read_body(request.into_body(), limit, declared).await?;
+    let body = request.into_body();
+    // A chunked body may grow to the limit; one without a length or chunks is empty.
+    let held = match declared {
+        Some(length) => length,
+        None if body.is_end_stream() => 0,
+        None => limit as u64,
+    };
+    // `held` is at most `limit`, which the settings keep under 16 MiB.
+    let held = u32::try_from(held).map_err(|_| PublishError::TooLarge(limit))?;
+    let permit = context
+        .body_budget
+        .clone()
+        .try_acquire_many_owned(held)
+        .map_err(|_| PublishError::Busy)?;
+    let body = timeout_at(deadline, read_body(body, limit, declared))
+        .await
+        .map_err(|_| PublishError::TimedOut(context.body_timeout))??;
     let event = if body.len() > BLOCKING_PARSE_BYTES {
-        tokio::task::spawn_blocking(move || checked(format, &body))
-            .await
-            .map_err(|_| PublishError::Interrupted)??
+        tokio::task::spawn_blocking(move || {
+            let event = checked(format, &body);
+            drop((body, permit));
+            event
+        })
+        .await
+        .map_err(|_| PublishError::Interrupted)??
     } else {
-        checked(format, &body)?
+        let event = checked(format, &body);
+        drop((body, permit));
+        event?
     };
     Ok(context.broadcaster.publish(event).await?)
 }

@@ -479,3 +479,45 @@ pub async fn within<F: Future>(what: &str, limit: Duration, future: F) -> F::Out
     assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
     output
 }
+
+/// Reads one response (head and a `content-length` body) from `socket`, leaving the connection
+/// open; panics if it ends first.
+pub async fn read_response(socket: &mut TcpStream) -> Response {
+    let mut bytes = Vec::new();
+    loop {
+        if let Some(end) = find(&bytes, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+            if bytes.len() >= end + 4 + length {
+                return parse_response(&bytes[..end + 4 + length]);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = timed("read response", socket.read(&mut chunk))
+            .await
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection ended in {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads until the peer closes, by EOF or reset; returns what arrived and whether it was a
+/// reset.
+pub async fn read_to_close(socket: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut bytes = Vec::new();
+    loop {
+        let mut chunk = [0u8; 16384];
+        match timed("read to close", socket.read(&mut chunk)).await {
+            Ok(0) => return (bytes, false),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(_) => return (bytes, true),
+        }
+    }
+}
