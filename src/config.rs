@@ -80,6 +80,11 @@ pub struct Config {
     #[arg(long, env = "SSECAST_HEAD_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub head_timeout: Duration,
 
+    /// Time a write to a client served by hyper (anything but a subscriber) may wait for its
+    /// socket; past it the connection is cut.
+    #[arg(long, env = "SSECAST_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub write_timeout: Duration,
+
     /// Value of Access-Control-Allow-Origin on every response (e.g. * or https://app.example).
     #[arg(long, env = "SSECAST_CORS_ORIGIN", value_parser = parse_origin)]
     pub cors_origin: Option<String>,
@@ -173,7 +178,12 @@ mod tests {
 
     #[test]
     fn absurd_durations_are_refused_at_start() {
-        for flag in ["--keep-alive", "--head-timeout", "--body-timeout"] {
+        for flag in [
+            "--keep-alive",
+            "--head-timeout",
+            "--body-timeout",
+            "--write-timeout",
+        ] {
             for value in [
                 "0s",
                 "0",

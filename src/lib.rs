@@ -79,6 +79,7 @@ pub async fn run_with_stats(
         sse_head: sse::head::encode(config.cors_origin.as_deref()),
         max_head_bytes: config.max_head_bytes as usize,
         head_timeout: config.head_timeout,
+        write_timeout: config.write_timeout,
         shutdown: token.clone(),
         builder,
     });

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::{post, read_response, read_to_close, request, within, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -200,5 +200,45 @@ async fn past_the_body_budget_a_publish_gets_503_at_once() {
         String::from_utf8_lossy(&response.body)
     );
     assert_eq!(stream.event_id().await, "big");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_cut() {
+    let server = Server::start(&["--write-timeout", "500ms"]).await;
+    let mut stream = server.subscribe("/events?topic=t", "").await;
+    let asset = request(
+        server.addr,
+        "GET /app.js HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    const REQUESTS: usize = 1000;
+    let all = REQUESTS * (asset.head.len() + 4 + asset.body.len());
+    // A small receive buffer, so the server's writes wait soon.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8192).unwrap();
+    let socket = support::timed("connect", socket.connect(server.addr))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    let pipelined = tokio::spawn(async move {
+        let requests = "GET /app.js HTTP/1.1\r\nHost: t\r\n\r\n".repeat(REQUESTS);
+        let _ = writer.write_all(requests.as_bytes()).await;
+        writer
+    });
+    // Not reading is the point: the server has 500 ms to notice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut read = 0;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        match support::timed("read to the cut", reader.read(&mut chunk)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    assert!(read < all / 2, "{read} of {all} bytes arrived: not cut");
+    drop(support::timed("writer ends", pipelined).await);
+    server.publish_id("t", "still", "x").await;
+    assert_eq!(stream.event_id().await, "still");
     server.stop().await;
 }

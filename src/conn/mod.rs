@@ -3,6 +3,7 @@
 //! if a subscribe follows on it.
 
 pub mod accept;
+mod deadline;
 mod handback;
 mod head;
 
@@ -18,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use self::deadline::Deadline;
 use self::handback::Served;
 use self::head::{HeadError, MAX_HEADERS};
 use crate::broadcast::{Broadcaster, Refused};
@@ -36,6 +38,8 @@ pub struct FrontEnd {
     pub max_head_bytes: usize,
     /// The time a client has to send its request head.
     pub head_timeout: Duration,
+    /// The longest a write to a connection hyper serves may wait before the connection is cut.
+    pub write_timeout: Duration,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
     /// hyper's HTTP/1 settings.
@@ -68,7 +72,7 @@ pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
         let service = service_fn(move |request| http::serve(request, context.clone()));
         // Boxed: hyper's connection state is kilobytes, and a subscriber's task never needs it.
         let served = Box::pin(handback::serve(
-            io,
+            Deadline::new(io, front.write_timeout),
             buf,
             &front.builder,
             service,
@@ -77,7 +81,7 @@ pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
         ))
         .await;
         match served {
-            Ok(Served::TakenOver(taken, kept)) => (io, buf) = (taken, kept),
+            Ok(Served::TakenOver(taken, kept)) => (io, buf) = (taken.into_inner(), kept),
             Ok(Served::Closed) => return,
             Err(e) => return debug!(error = %e, "connection failed"),
         }
