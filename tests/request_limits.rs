@@ -242,3 +242,43 @@ async fn a_client_that_never_reads_its_answers_is_cut() {
     assert_eq!(stream.event_id().await, "still");
     server.stop().await;
 }
+
+/// Sends `raw` in one write, then reads to the close: the whole answer must arrive, not a reset.
+async fn refused_whole(server: &Server, raw: &[u8]) -> support::Response {
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    support::timed("write", socket.write_all(raw))
+        .await
+        .unwrap();
+    let (answer, reset) = read_to_close(&mut socket).await;
+    assert!(!reset, "reset after {:?}", String::from_utf8_lossy(&answer));
+    let response = support::parse_response(&answer);
+    assert!(response.json()["error"].is_string(), "{}", response.head);
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_hyper_are_delivered_whole() {
+    let server = Server::start(&[]).await;
+    let big = "x".repeat(20 * 1024);
+    let oversized = format!("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n");
+    assert_eq!(
+        refused_whole(&server, oversized.as_bytes()).await.status,
+        431
+    );
+    let subscribe = format!("GET /events?topic=t HTTP/1.1\r\nX-Big: {big}\r\n\r\n");
+    assert_eq!(
+        refused_whole(&server, subscribe.as_bytes()).await.status,
+        431
+    );
+    let mut malformed = b"GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_vec();
+    malformed.extend_from_slice(big.as_bytes());
+    assert_eq!(refused_whole(&server, &malformed).await.status, 400);
+    let bad_subscribe = format!("GET /events?topic= HTTP/1.1\r\nHost: t\r\n\r\n{big}");
+    assert_eq!(
+        refused_whole(&server, bad_subscribe.as_bytes())
+            .await
+            .status,
+        400
+    );
+    server.stop().await;
+}

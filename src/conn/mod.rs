@@ -14,8 +14,9 @@ use bytes::{Bytes, BytesMut};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::StatusCode;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -25,6 +26,11 @@ use self::head::{HeadError, MAX_HEADERS};
 use crate::broadcast::{Broadcaster, Refused};
 use crate::http::{self, error};
 use crate::sse::subscribe::{self, Subscribe};
+
+/// The most unread input a refused connection reads and discards before it closes.
+const LINGER_BYTES: usize = 64 * 1024;
+/// The longest a refusal takes to write, and then to wait for the client to close.
+const LINGER_TIME: Duration = Duration::from_secs(1);
 
 /// What every connection needs, shared.
 pub struct FrontEnd {
@@ -64,7 +70,7 @@ pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
                 Err(e) => {
                     debug!(error = %e, "subscribe refused");
                     let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string(), &[]);
-                    let _ = io.write_all(&answer).await;
+                    answer_and_close(io, &answer).await;
                 }
             };
         }
@@ -105,8 +111,7 @@ async fn start_stream(mut io: TcpStream, request: Subscribe, front: &FrontEnd) {
         Err(e @ Refused::TopicLimit(_)) => {
             debug!(error = %e, "subscribe refused");
             let answer = error::raw(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), &[]);
-            let _ = io.write_all(&answer).await;
-            return;
+            return answer_and_close(io, &answer).await;
         }
     };
     let written = tokio::time::timeout(front.head_timeout, io.write_all(&front.sse_head)).await;
@@ -125,7 +130,7 @@ async fn start_stream(mut io: TcpStream, request: Subscribe, front: &FrontEnd) {
 }
 
 /// Answers a head that could not be read, when there is someone to answer.
-async fn refuse(mut io: TcpStream, error: HeadError) {
+async fn refuse(io: TcpStream, error: HeadError) {
     debug!(error = %error, "request head refused");
     let status = match error {
         HeadError::TooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -133,5 +138,29 @@ async fn refuse(mut io: TcpStream, error: HeadError) {
         HeadError::TimedOut(_) | HeadError::Closed | HeadError::Io(_) => return,
     };
     let answer = error::raw(status, &error.to_string(), &[]);
-    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&answer)).await;
+    answer_and_close(io, &answer).await;
+}
+
+/// Writes a refusal and closes so that the client gets to read it. Closing a socket with input
+/// unread sends a reset, and a reset can make the client's kernel drop the answer before it is
+/// read: so the answer is followed by a FIN, then input is read and thrown away until the client
+/// closes too, at most [`LINGER_BYTES`] for at most [`LINGER_TIME`].
+async fn answer_and_close(mut io: TcpStream, answer: &[u8]) {
+    let written = tokio::time::timeout(LINGER_TIME, io.write_all(answer)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        return;
+    }
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut discard = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    while left > 0 {
+        let len = left.min(discard.len());
+        match tokio::time::timeout_at(deadline, io.read(&mut discard[..len])).await {
+            Ok(Ok(n)) if n > 0 => left -= n,
+            _ => return,
+        }
+    }
 }
