@@ -39,6 +39,16 @@ pub struct Config {
     #[arg(long, env = "SSECAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// A second address serving only publish, health and stats, kept reachable at the open-file
+    /// limit; when set, the public address serves no publish.
+    #[arg(long, env = "SSECAST_INTERNAL_LISTEN")]
+    pub internal_listen: Option<SocketAddr>,
+
+    /// Serve the demo page and its assets at `/` (`--demo false` answers them 404).
+    #[arg(long, env = "SSECAST_DEMO", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub demo: bool,
+
     /// Silence after which a subscriber is sent a keep-alive comment (e.g. 15s, 500ms); at most
     /// a day.
     #[arg(long, env = "SSECAST_KEEP_ALIVE", default_value = "15s", value_parser = parse_interval)]
@@ -166,6 +176,21 @@ mod tests {
         assert_eq!(config.body_timeout, Duration::from_secs(10));
         assert_eq!(config.max_body_bytes_in_flight, 64 << 20);
         assert_eq!(config.check(), Ok(()));
+        assert!(config.demo && config.internal_listen.is_none());
+        let config = Config::try_parse_from([
+            "ssecast",
+            "--demo",
+            "false",
+            "--internal-listen",
+            "127.0.0.1:9000",
+        ])
+        .unwrap();
+        assert!(!config.demo);
+        assert_eq!(
+            config.internal_listen,
+            Some("127.0.0.1:9000".parse().unwrap())
+        );
+        assert!(Config::try_parse_from(["ssecast", "--internal-listen", "nowhere"]).is_err());
     }
 
     fn refused(flags: &[&str]) -> String {

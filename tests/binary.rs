@@ -9,6 +9,11 @@ use support::{timed, Client, Stream};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// Held by the tests that run a server at its open-file limit: run side by side, one's load
+/// can delay the other's shard in closing the subscribers it drops, so that its next request
+/// still meets the limit.
+static AT_THE_LIMIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts the binary through `sh` (to set limits) and returns it with the address it logged.
 async fn spawn(
     shell_prefix: &str,
@@ -79,6 +84,7 @@ async fn port_zero_is_logged_and_sigterm_ends_streams_within_five_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_open_file_limit_newcomers_get_503_and_subscribers_are_still_served() {
+    let _alone = AT_THE_LIMIT.lock().await;
     let (_child, client, mut log) = spawn("ulimit -n 48;", "--keep-alive 100ms").await;
     let started = Instant::now();
     // More connections than the limit allows: the first ones stream, the rest are refused.
@@ -118,4 +124,63 @@ async fn at_the_open_file_limit_newcomers_get_503_and_subscribers_are_still_serv
         warnings >= 1 && warnings <= elapsed + 1,
         "{warnings} warnings in {elapsed} s"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_open_file_limit_the_internal_listener_still_serves() {
+    let _alone = AT_THE_LIMIT.lock().await;
+    let (_child, client, mut log) = spawn(
+        "ulimit -n 64;",
+        "--internal-listen 127.0.0.1:0 --keep-alive 100ms",
+    )
+    .await;
+    let line = timed("internal listener line", async {
+        loop {
+            let line = log.recv().await.expect("server exited");
+            if line.contains("internal=") {
+                return line;
+            }
+        }
+    })
+    .await;
+    let internal = Client {
+        addr: line
+            .split("internal=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .parse()
+            .unwrap(),
+    };
+    // Subscribers take every descriptor the public listener can get.
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for _ in 0..80 {
+        let socket = tokio::net::TcpStream::connect(client.addr).await.unwrap();
+        let stream = Stream::on(socket, b"GET /events?topic=t HTTP/1.1\r\n\r\n").await;
+        if stream.head.starts_with("HTTP/1.1 200 OK") {
+            served.push(stream);
+        } else {
+            assert!(stream.head.starts_with("HTTP/1.1 503"), "{}", stream.head);
+            refused += 1;
+        }
+    }
+    assert!(!served.is_empty() && refused > 0, "{} served", served.len());
+    // Probes and publishes on the internal listener are still answered, again and again.
+    for _ in 0..10 {
+        let health = support::request(
+            internal.addr,
+            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!((health.status, &health.body[..]), (200, &b"ok"[..]));
+    }
+    assert_eq!(internal.stats().await["subscribers"], served.len() as u64);
+    let published = internal
+        .publish(serde_json::json!({"topic": "t", "id": "inside", "data": "x"}))
+        .await;
+    assert_eq!(published["subscribers"], served.len() as u64);
+    for stream in &mut served {
+        assert_eq!(stream.event_id().await, "inside");
+    }
 }

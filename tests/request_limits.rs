@@ -282,3 +282,69 @@ async fn refusals_before_hyper_are_delivered_whole() {
     );
     server.stop().await;
 }
+
+/// `GET path` on a new connection.
+async fn get(addr: std::net::SocketAddr, path: &str) -> support::Response {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_internal_listener_takes_publishing_off_the_public_one() {
+    let (server, internal) = Server::start_with_internal(&[]).await;
+    let mut stream = server.subscribe("/events?topic=t", "").await;
+    server.wait_for_stat("subscribers", 1).await;
+    let health = get(internal.addr, "/healthz").await;
+    assert_eq!((health.status, &health.body[..]), (200, &b"ok"[..]));
+    assert_eq!(internal.stats().await["subscribers"], 1);
+    // Publishing works on the internal listener only.
+    internal.publish_id("t", "inside", "x").await;
+    assert_eq!(stream.event_id().await, "inside");
+    let outside = post(
+        server.addr,
+        "application/json",
+        br#"{"topic":"t","data":"x"}"#,
+    )
+    .await;
+    assert_eq!(outside.status, 404);
+    let error = outside.json()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("internal listener"), "{error}");
+    // Health and the demo page stay on the public one; neither subscribes nor the page are
+    // served inside.
+    assert_eq!(get(server.addr, "/healthz").await.status, 200);
+    assert_eq!(get(server.addr, "/").await.status, 200);
+    for path in ["/", "/app.js", "/events?topic=t"] {
+        let response = get(internal.addr, path).await;
+        assert_eq!(response.status, 404, "{path}");
+        assert!(response.json()["error"].is_string());
+    }
+    // A subscribe after a request on a keep-alive connection is not taken over inside either.
+    let mut socket = TcpStream::connect(internal.addr).await.unwrap();
+    for (path, status) in [("/healthz", 200), ("/events?topic=t", 404)] {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        socket.write_all(raw.as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut socket).await.status, status, "{path}");
+    }
+    assert_eq!(server.stats().await["subscribers"], 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_false_turns_the_demo_page_off() {
+    let server = Server::start(&["--demo", "false"]).await;
+    for path in ["/", "/app.js", "/style.css"] {
+        let response = get(server.addr, path).await;
+        assert_eq!(response.status, 404, "{path}");
+        assert!(response.json()["error"].is_string());
+    }
+    assert_eq!(get(server.addr, "/healthz").await.status, 200);
+    // Publishing stays on the public listener when there is no internal one.
+    let mut stream = server.subscribe("/events?topic=t", "").await;
+    server.wait_for_stat("subscribers", 1).await;
+    server.publish_id("t", "1", "x").await;
+    assert_eq!(stream.event_id().await, "1");
+    server.stop().await;
+}

@@ -1,11 +1,13 @@
 //! One connection's life: read a request head; a subscribe gets its SSE head and its socket
 //! goes to the broadcaster; anything else is served by hyper, which hands the connection back
-//! if a subscribe follows on it.
+//! if a subscribe follows on it. On the internal listener (`internal`) every request goes to
+//! hyper.
 
 pub mod accept;
 mod deadline;
 mod handback;
 mod head;
+pub mod internal;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +66,11 @@ pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
             },
             _ = front.shutdown.cancelled() => return,
         };
-        if let Some(request) = subscribe_request(&buf[..head_len]) {
+        let subscribes = front.http.routes.subscribe();
+        if let Some(request) = subscribes
+            .then(|| subscribe_request(&buf[..head_len]))
+            .flatten()
+        {
             return match request {
                 Ok(request) => start_stream(io, request, &front).await,
                 Err(e) => {
@@ -82,7 +88,11 @@ pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
             buf,
             &front.builder,
             service,
-            subscribe::is_subscribe,
+            if subscribes {
+                subscribe::is_subscribe
+            } else {
+                never
+            },
             front.shutdown.clone().cancelled_owned(),
         ))
         .await;
@@ -92,6 +102,11 @@ pub async fn serve(mut io: TcpStream, front: Arc<FrontEnd>) {
             Err(e) => return debug!(error = %e, "connection failed"),
         }
     }
+}
+
+/// The takeover test of a listener that serves no subscribes.
+fn never(_: &httparse::Request<'_, '_>) -> bool {
+    false
 }
 
 /// The subscribe request in `head`, if it is one.

@@ -481,7 +481,8 @@ pub async fn within<F: Future>(what: &str, limit: Duration, future: F) -> F::Out
 }
 
 /// Reads one response (head and a `content-length` body) from `socket`, leaving the connection
-/// open; panics if it ends first.
+/// open; panics if it ends first. Bytes read past that response are dropped: ask for one
+/// response at a time.
 pub async fn read_response(socket: &mut TcpStream) -> Response {
     let mut bytes = Vec::new();
     loop {
@@ -519,5 +520,35 @@ pub async fn read_to_close(socket: &mut TcpStream) -> (Vec<u8>, bool) {
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
             Err(_) => return (bytes, true),
         }
+    }
+}
+
+impl Server {
+    /// Starts a server with an internal listener too, both on ports the test bound; returns it
+    /// (a client of its public listener) and a client of the internal one.
+    pub async fn start_with_internal(flags: &[&str]) -> (Server, Client) {
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let internal = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = public.local_addr().unwrap();
+        let internal_client = Client {
+            addr: internal.local_addr().unwrap(),
+        };
+        let args = std::iter::once("ssecast").chain(flags.iter().copied());
+        let config = ssecast::config::Config::try_parse_from(args).unwrap();
+        let listeners = ssecast::Listeners {
+            public,
+            internal: Some(internal),
+        };
+        let stats = std::sync::Arc::new(ssecast::stats::Stats::default());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(ssecast::run_with(listeners, config, stats, async move {
+            let _ = stopped.await;
+        }));
+        let server = Server {
+            client: Client { addr },
+            stop: Some(stop),
+            done,
+        };
+        (server, internal_client)
     }
 }
