@@ -3,9 +3,31 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 
 use crate::broadcast;
+
+/// The largest `--max-body-bytes`.
+const MAX_BODY_BYTES: u64 = 16 << 20;
+/// The largest `--max-body-bytes-in-flight`: far above any memory, far below a semaphore's
+/// limit.
+const MAX_BODY_BYTES_IN_FLIGHT: u64 = 1 << 40;
+/// The shortest duration any flag takes.
+const MIN_DURATION: Duration = Duration::from_millis(10);
+/// The longest keep-alive interval.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest timeout: a client may be given an hour, never enough to overflow a deadline.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// The longest a topic without subscribers is kept: a year.
+const MAX_TOPIC_IDLE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Why settings that each parsed do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--max-body-bytes-in-flight ({0}) is below --max-body-bytes ({1}): a largest body could never be read")]
+    BudgetBelowBody(usize, usize),
+}
 
 /// How the server is set up. Every flag has an environment fallback and a default.
 #[derive(Debug, Clone, Parser)]
@@ -19,7 +41,18 @@ pub struct Config {
     #[arg(long, env = "SSECAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Silence after which a subscriber is sent a keep-alive comment (e.g. 15s, 500ms).
+    /// A second address serving only publish, health and stats, kept reachable at the open-file
+    /// limit; when set, the public address serves no publish.
+    #[arg(long, env = "SSECAST_INTERNAL_LISTEN")]
+    pub internal_listen: Option<SocketAddr>,
+
+    /// Serve the demo page and its assets at `/` (`--demo false` answers them 404).
+    #[arg(long, env = "SSECAST_DEMO", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub demo: bool,
+
+    /// Silence after which a subscriber is sent a keep-alive comment (e.g. 15s, 500ms); at most
+    /// a day.
     #[arg(long, env = "SSECAST_KEEP_ALIVE", default_value = "15s", value_parser = parse_interval)]
     pub keep_alive: Duration,
 
@@ -33,9 +66,22 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_topics: u32,
 
-    /// Largest publish body accepted, in bytes.
-    #[arg(long, env = "SSECAST_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    /// Largest publish body accepted, in bytes; at most 16 MiB, as its encoded frame can be about
+    /// seven times as large.
+    #[arg(long, env = "SSECAST_MAX_BODY_BYTES", default_value_t = 1 << 20,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BODY_BYTES))]
     pub max_body_bytes: usize,
+
+    /// Time a publish body has to arrive whole, from the start of its request; past it the
+    /// client gets 408 and the connection closes.
+    #[arg(long, env = "SSECAST_BODY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub body_timeout: Duration,
+
+    /// Bytes that publish bodies being read may hold in all, counted before reading (the
+    /// declared length, or --max-body-bytes for a chunked body); past it a publish gets 503.
+    #[arg(long, env = "SSECAST_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 64 << 20,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BODY_BYTES_IN_FLIGHT))]
+    pub max_body_bytes_in_flight: usize,
 
     /// Largest request head accepted, in bytes.
     #[arg(long, env = "SSECAST_MAX_HEAD_BYTES", default_value_t = 8 * 1024,
@@ -43,8 +89,13 @@ pub struct Config {
     pub max_head_bytes: u32,
 
     /// Time a client has to send its whole request head.
-    #[arg(long, env = "SSECAST_HEAD_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, env = "SSECAST_HEAD_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub head_timeout: Duration,
+
+    /// Time a write to a client served by hyper (anything but a subscriber) may wait for its
+    /// socket; past it the connection is cut.
+    #[arg(long, env = "SSECAST_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub write_timeout: Duration,
 
     /// Value of Access-Control-Allow-Origin on every response (e.g. * or https://app.example).
     #[arg(long, env = "SSECAST_CORS_ORIGIN", value_parser = parse_origin)]
@@ -92,6 +143,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// Checks what clap cannot check flag by flag.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes_in_flight < self.max_body_bytes {
+            return Err(ConfigError::BudgetBelowBody(
+                self.max_body_bytes_in_flight,
+                self.max_body_bytes,
+            ));
+        }
+        Ok(())
+    }
+
     /// The broadcaster's part of the settings; `max_subscribers` is what the open-file limit
     /// allows when the flag leaves it to that.
     pub fn broadcast(&self, max_subscribers: usize) -> broadcast::Settings {
@@ -118,29 +180,26 @@ impl Config {
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if interval < Duration::from_millis(10) {
-        return Err("must be at least 10ms".into());
-    }
-    Ok(interval)
+    parse_duration(text, MIN_DURATION, MAX_INTERVAL)
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    parse_duration(text, MIN_DURATION, MAX_TIMEOUT)
 }
 
 fn parse_idle(text: &str) -> Result<Duration, String> {
-    parse_within(
-        text,
-        Duration::from_millis(10),
-        Duration::from_secs(365 * 86_400),
-    )
+    parse_duration(text, MIN_DURATION, MAX_TOPIC_IDLE)
 }
 
 fn parse_spread(text: &str) -> Result<Duration, String> {
-    parse_within(text, Duration::ZERO, Duration::from_secs(3600))
+    parse_duration(text, Duration::ZERO, MAX_TIMEOUT)
 }
 
-/// A duration between `least` and `most`, so that no later arithmetic on it can overflow.
-fn parse_within(text: &str, least: Duration, most: Duration) -> Result<Duration, String> {
+/// A human duration between `least` and `most`, so that no deadline built from it can
+/// overflow an `Instant`.
+fn parse_duration(text: &str, least: Duration, most: Duration) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if duration < least || duration > most {
+    if !(least..=most).contains(&duration) {
         return Err(format!(
             "must be between {} and {}",
             humantime::format_duration(least),
@@ -169,6 +228,80 @@ mod tests {
         assert_eq!(config.max_body_bytes, 1 << 20);
         assert!(Config::try_parse_from(["ssecast", "--keep-alive", "1ms"]).is_err());
         assert!(Config::try_parse_from(["ssecast", "--history", "0"]).is_err());
+        let config = Config::try_parse_from(["ssecast"]).unwrap();
+        assert_eq!(config.body_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_body_bytes_in_flight, 64 << 20);
+        assert_eq!(config.check(), Ok(()));
+        assert!(config.demo && config.internal_listen.is_none());
+        let config = Config::try_parse_from([
+            "ssecast",
+            "--demo",
+            "false",
+            "--internal-listen",
+            "127.0.0.1:9000",
+        ])
+        .unwrap();
+        assert!(!config.demo);
+        assert_eq!(
+            config.internal_listen,
+            Some("127.0.0.1:9000".parse().unwrap())
+        );
+        assert!(Config::try_parse_from(["ssecast", "--internal-listen", "nowhere"]).is_err());
+    }
+
+    fn refused(flags: &[&str]) -> String {
+        let args = std::iter::once("ssecast").chain(flags.iter().copied());
+        match Config::try_parse_from(args) {
+            Ok(config) => panic!("{flags:?} accepted: {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_at_start() {
+        for flag in [
+            "--keep-alive",
+            "--head-timeout",
+            "--body-timeout",
+            "--write-timeout",
+        ] {
+            for value in [
+                "0s",
+                "0",
+                "5ms",
+                "1000000000y",
+                "100000000000000000000s",
+                "soon",
+            ] {
+                let error = refused(&[flag, value]);
+                assert!(error.contains(flag), "{flag} {value}: {error}");
+            }
+            assert!(refused(&[flag, "2d"]).contains("between 10ms and"));
+        }
+        let day = Config::try_parse_from(["ssecast", "--keep-alive", "1day"]).unwrap();
+        assert_eq!(day.keep_alive, MAX_INTERVAL);
+        let hour = Config::try_parse_from(["ssecast", "--head-timeout", "1h"]).unwrap();
+        assert_eq!(hour.head_timeout, MAX_TIMEOUT);
+        assert!(refused(&["--head-timeout", "61m"]).contains("between 10ms and 1h"));
+    }
+
+    #[test]
+    fn body_sizes_have_ranges() {
+        for value in ["0", "16777217", "-1", "1e9"] {
+            refused(&["--max-body-bytes", value]);
+        }
+        let largest = Config::try_parse_from(["ssecast", "--max-body-bytes", "16777216"]).unwrap();
+        assert_eq!(largest.max_body_bytes, 16 << 20);
+        refused(&["--max-body-bytes-in-flight", "0"]);
+        let small = Config::try_parse_from([
+            "ssecast",
+            "--max-body-bytes-in-flight",
+            "100",
+            "--max-body-bytes",
+            "200",
+        ])
+        .unwrap();
+        assert_eq!(small.check(), Err(ConfigError::BudgetBelowBody(100, 200)));
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! kept in each of its topics' history rings, and written by each shard straight from those
 //! shared bytes to every subscriber's socket, several frames per vectored write when one is
 //! behind. One timer wheel per shard sends keep-alive comments to idle subscribers.
+//!
+//! An optional internal listener (`conn::internal`) serves publish, health and stats only,
+//! from descriptors of its own at the open-file limit, so subscribers never lock them out.
 #![forbid(unsafe_code)]
 
 pub mod address;
@@ -31,6 +34,7 @@ use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -39,14 +43,26 @@ use crate::address::Addresses;
 use crate::broadcast::Broadcaster;
 use crate::config::Config;
 use crate::conn::FrontEnd;
+use crate::http::Routes;
 use crate::stats::Stats;
 
 /// Descriptors kept free for probes, publishers and requests in flight when subscribers are
 /// limited by the open-file limit: this many, or a fiftieth of the limit if more.
 const FD_RESERVE: usize = 16;
 
-/// Serves on `listener` until `shutdown` resolves, then ends every stream and returns within
-/// [`shutdown::GRACE`]. Returns an error, at once, if a broadcaster shard fails.
+/// The sockets the server listens on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Subscribers, the demo page, health and stats; publishes too unless `internal` is set.
+    pub public: TcpListener,
+    /// Publish, health and stats only, kept reachable at the open-file limit
+    /// (`conn::internal`); when set, `public` serves no publish.
+    pub internal: Option<TcpListener>,
+}
+
+/// Serves on `listener` (and on `config.internal_listen`, bound here, if set) until `shutdown`
+/// resolves, then ends every stream and returns within [`shutdown::GRACE`]. Returns an error,
+/// at once, if a broadcaster shard fails.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> io::Result<()> {
     run_with_stats(listener, config, Arc::new(Stats::default()), shutdown).await
 }
@@ -54,6 +70,25 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
 /// As [`run`], counting into `stats`, which the caller can read while the server runs.
 pub async fn run_with_stats(
     listener: TcpListener,
+    config: Config,
+    stats: Arc<Stats>,
+    shutdown: impl Future,
+) -> io::Result<()> {
+    let internal = match config.internal_listen {
+        Some(address) => Some(TcpListener::bind(address).await?),
+        None => None,
+    };
+    let listeners = Listeners {
+        public: listener,
+        internal,
+    };
+    run_with(listeners, config, stats, shutdown).await
+}
+
+/// As [`run_with_stats`], on listeners the caller bound: `config.listen` and
+/// `config.internal_listen` are not looked at.
+pub async fn run_with(
+    listeners: Listeners,
     config: Config,
     stats: Arc<Stats>,
     shutdown: impl Future,
@@ -70,30 +105,59 @@ pub async fn run_with_stats(
         .cors_origin
         .as_deref()
         .and_then(|origin| HeaderValue::from_str(origin).ok());
-    let http = Arc::new(http::Context {
-        broadcaster: broadcaster.clone(),
-        stats,
-        max_body_bytes: config.max_body_bytes,
-        cors_origin,
-    });
+    let body_budget = Arc::new(Semaphore::new(config.max_body_bytes_in_flight));
+    let context = |routes| {
+        Arc::new(http::Context {
+            broadcaster: broadcaster.clone(),
+            stats: stats.clone(),
+            max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
+            body_budget: body_budget.clone(),
+            cors_origin: cors_origin.clone(),
+            routes,
+        })
+    };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(config.head_timeout)
         .max_buf_size(config.max_head_bytes.max(8192) as usize);
     let token = CancellationToken::new();
-    let front = Arc::new(FrontEnd {
-        http,
-        broadcaster: broadcaster.clone(),
-        sse_head: sse::head::encode(config.cors_origin.as_deref()),
-        max_head_bytes: config.max_head_bytes as usize,
-        head_timeout: config.head_timeout,
-        shutdown: token.clone(),
-        builder,
+    let front = |http, addresses| {
+        Arc::new(FrontEnd {
+            http,
+            broadcaster: broadcaster.clone(),
+            sse_head: sse::head::encode(config.cors_origin.as_deref()),
+            max_head_bytes: config.max_head_bytes as usize,
+            head_timeout: config.head_timeout,
+            write_timeout: config.write_timeout,
+            shutdown: token.clone(),
+            builder: builder.clone(),
+            addresses,
+        })
+    };
+    let public = front(
+        context(Routes::Public {
+            publish: listeners.internal.is_none(),
+            demo: config.demo,
+        }),
         addresses,
-    });
+    );
     let tracker = TaskTracker::new();
-    let accept = tokio::spawn(conn::accept::run(listener, front, tracker.clone()));
+    let mut accepts = vec![tokio::spawn(conn::accept::run(
+        listeners.public,
+        public,
+        tracker.clone(),
+    ))];
+    if let Some(listener) = listeners.internal {
+        // The internal listener's clients are the operator's own: not limited per address.
+        let internal = front(context(Routes::Internal), Addresses::new(0));
+        accepts.push(tokio::spawn(conn::internal::run(
+            listener,
+            internal,
+            tracker.clone(),
+        )));
+    }
     let sweeper = tokio::spawn(sweep_topics(broadcaster.clone()));
     let failure = tokio::select! {
         _ = shutdown => None,
@@ -105,7 +169,9 @@ pub async fn run_with_stats(
     broadcaster.close();
     tracker.close();
     let drained = async {
-        let _ = accept.await;
+        for accept in accepts {
+            let _ = accept.await;
+        }
         tracker.wait().await;
         for shard in shards {
             let _ = tokio::task::spawn_blocking(move || shard.join()).await;

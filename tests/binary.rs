@@ -9,6 +9,11 @@ use support::{timed, Client, Stream};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// Held by the tests that run a server at its open-file limit: run side by side, one's load
+/// can delay the other's shard in closing the subscribers it drops, so that its next request
+/// still meets the limit.
+static AT_THE_LIMIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts the binary through `sh` (to set limits) and returns it with the address it logged.
 async fn spawn(
     shell_prefix: &str,
@@ -87,6 +92,7 @@ async fn port_zero_is_logged_and_sigterm_ends_streams_within_five_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_never_take_the_descriptors_probes_and_publishers_need() {
+    let _alone = AT_THE_LIMIT.lock().await;
     let (_child, client, _log) = spawn("ulimit -n 64;", "--keep-alive 100ms").await;
     // More subscribers than the open-file limit allows: the first ones stream, the rest are
     // refused by the subscriber limit, which keeps descriptors free.
@@ -124,6 +130,7 @@ async fn subscribers_never_take_the_descriptors_probes_and_publishers_need() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_open_file_limit_newcomers_get_503_at_once() {
+    let _alone = AT_THE_LIMIT.lock().await;
     let (_child, client, mut log) = spawn("ulimit -n 48;", "").await;
     let started = Instant::now();
     // Connections that never send a request hold descriptors until the limit is reached.
@@ -169,4 +176,86 @@ async fn at_the_open_file_limit_newcomers_get_503_at_once() {
         warnings >= 1 && warnings <= elapsed + 1,
         "{warnings} warnings in {elapsed} s"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_open_file_limit_the_internal_listener_still_serves() {
+    let _alone = AT_THE_LIMIT.lock().await;
+    let (_child, client, mut log) = spawn(
+        "ulimit -n 64;",
+        "--internal-listen 127.0.0.1:0 --keep-alive 100ms",
+    )
+    .await;
+    let line = timed("internal listener line", async {
+        loop {
+            let line = log.recv().await.expect("server exited");
+            if line.contains("internal=") {
+                return line;
+            }
+        }
+    })
+    .await;
+    let internal = Client {
+        addr: line
+            .split("internal=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .parse()
+            .unwrap(),
+    };
+    // Subscribers take what the subscriber limit allows, and connections that never send a
+    // request take every other descriptor the public listener can get.
+    let mut served = Vec::new();
+    for _ in 0..10 {
+        let socket = tokio::net::TcpStream::connect(client.addr).await.unwrap();
+        let stream = Stream::on(socket, b"GET /events?topic=t HTTP/1.1\r\n\r\n").await;
+        assert!(
+            stream.head.starts_with("HTTP/1.1 200 OK"),
+            "{}",
+            stream.head
+        );
+        served.push(stream);
+    }
+    let mut idle = Vec::new();
+    let mut refused = 0;
+    for _ in 0..80 {
+        let mut socket = tokio::net::TcpStream::connect(client.addr).await.unwrap();
+        let mut first = [0u8; 64];
+        let read = tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::io::AsyncReadExt::read(&mut socket, &mut first),
+        )
+        .await;
+        match read {
+            Err(_) => idle.push(socket),
+            Ok(read) => {
+                let n = read.unwrap();
+                let text = String::from_utf8_lossy(&first[..n]);
+                assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused > 0,
+        "the public listener reached the open-file limit"
+    );
+    // Probes and publishes on the internal listener are still answered, again and again.
+    for _ in 0..10 {
+        let health = support::request(
+            internal.addr,
+            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!((health.status, &health.body[..]), (200, &b"ok"[..]));
+    }
+    assert_eq!(internal.stats().await["subscribers"], served.len() as u64);
+    let published = internal
+        .publish(serde_json::json!({"topic": "t", "id": "inside", "data": "x"}))
+        .await;
+    assert_eq!(published["subscribers"], served.len() as u64);
+    for stream in &mut served {
+        assert_eq!(stream.event_id().await, "inside");
+    }
 }

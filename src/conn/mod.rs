@@ -1,10 +1,13 @@
 //! One connection's life: read a request head; a subscribe gets its SSE head and its socket
 //! goes to the broadcaster; anything else is served by hyper, which hands the connection back
-//! if a subscribe follows on it.
+//! if a subscribe follows on it. On the internal listener (`internal`) every request goes to
+//! hyper.
 
 pub mod accept;
+mod deadline;
 mod handback;
 mod head;
+pub mod internal;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -14,17 +17,24 @@ use bytes::{Bytes, BytesMut};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::StatusCode;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use self::deadline::Deadline;
 use self::handback::Served;
 use self::head::{HeadError, MAX_HEADERS};
 use crate::address::{Addresses, Admission};
 use crate::broadcast::{Broadcaster, Refused, TopicRefused};
 use crate::http::{self, error};
 use crate::sse::subscribe::{self, Subscribe};
+
+/// The most unread input a refused connection reads and discards before it closes.
+const LINGER_BYTES: usize = 64 * 1024;
+/// The longest a refusal takes to write, and then to wait for the client to close.
+const LINGER_TIME: Duration = Duration::from_secs(1);
 
 /// What every connection needs, shared.
 pub struct FrontEnd {
@@ -38,6 +48,8 @@ pub struct FrontEnd {
     pub max_head_bytes: usize,
     /// The time a client has to send its request head.
     pub head_timeout: Duration,
+    /// The longest a write to a connection hyper serves may wait before the connection is cut.
+    pub write_timeout: Duration,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
     /// hyper's HTTP/1 settings.
@@ -62,13 +74,17 @@ pub async fn serve(mut io: TcpStream, admission: Admission, front: Arc<FrontEnd>
             },
             _ = front.shutdown.cancelled() => return,
         };
-        if let Some(request) = subscribe_request(&buf[..head_len]) {
+        let subscribes = front.http.routes.subscribe();
+        if let Some(request) = subscribes
+            .then(|| subscribe_request(&buf[..head_len]))
+            .flatten()
+        {
             return match request {
                 Ok(request) => start_stream(io, request, admission, &front).await,
                 Err(e) => {
                     debug!(error = %e, "subscribe refused");
                     let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string(), &[]);
-                    let _ = io.write_all(&answer).await;
+                    answer_and_close(io, &answer).await;
                 }
             };
         }
@@ -76,20 +92,29 @@ pub async fn serve(mut io: TcpStream, admission: Admission, front: Arc<FrontEnd>
         let service = service_fn(move |request| http::serve(request, context.clone()));
         // Boxed: hyper's connection state is kilobytes, and a subscriber's task never needs it.
         let served = Box::pin(handback::serve(
-            io,
+            Deadline::new(io, front.write_timeout),
             buf,
             &front.builder,
             service,
-            subscribe::is_subscribe,
+            if subscribes {
+                subscribe::is_subscribe
+            } else {
+                never
+            },
             front.shutdown.clone().cancelled_owned(),
         ))
         .await;
         match served {
-            Ok(Served::TakenOver(taken, kept)) => (io, buf) = (taken, kept),
+            Ok(Served::TakenOver(taken, kept)) => (io, buf) = (taken.into_inner(), kept),
             Ok(Served::Closed) => return,
             Err(e) => return debug!(error = %e, "connection failed"),
         }
     }
+}
+
+/// The takeover test of a listener that serves no subscribes.
+fn never(_: &httparse::Request<'_, '_>) -> bool {
+    false
 }
 
 /// The subscribe request in `head`, if it is one.
@@ -123,8 +148,7 @@ async fn start_stream(
             };
             let retry_after = [("retry-after", RETRY_AFTER_SECONDS)];
             let answer = error::raw(status, &e.to_string(), &retry_after);
-            let _ = io.write_all(&answer).await;
-            return;
+            return answer_and_close(io, &answer).await;
         }
     };
     let written = tokio::time::timeout(front.head_timeout, io.write_all(&front.sse_head)).await;
@@ -148,7 +172,7 @@ async fn start_stream(
 }
 
 /// Answers a head that could not be read, when there is someone to answer.
-async fn refuse(mut io: TcpStream, error: HeadError) {
+async fn refuse(io: TcpStream, error: HeadError) {
     debug!(error = %error, "request head refused");
     let status = match error {
         HeadError::TooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -156,5 +180,29 @@ async fn refuse(mut io: TcpStream, error: HeadError) {
         HeadError::TimedOut(_) | HeadError::Closed | HeadError::Io(_) => return,
     };
     let answer = error::raw(status, &error.to_string(), &[]);
-    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&answer)).await;
+    answer_and_close(io, &answer).await;
+}
+
+/// Writes a refusal and closes so that the client gets to read it. Closing a socket with input
+/// unread sends a reset, and a reset can make the client's kernel drop the answer before it is
+/// read: so the answer is followed by a FIN, then input is read and thrown away until the client
+/// closes too, at most [`LINGER_BYTES`] for at most [`LINGER_TIME`].
+async fn answer_and_close(mut io: TcpStream, answer: &[u8]) {
+    let written = tokio::time::timeout(LINGER_TIME, io.write_all(answer)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        return;
+    }
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut discard = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    while left > 0 {
+        let len = left.min(discard.len());
+        match tokio::time::timeout_at(deadline, io.read(&mut discard[..len])).await {
+            Ok(Ok(n)) if n > 0 => left -= n,
+            _ => return,
+        }
+    }
 }

@@ -1,5 +1,8 @@
 //! The hyper service: every request that is not a subscribe (publish, demo page, health,
 //! stats), routed by one table, with JSON errors. Never touches a subscriber.
+//!
+//! Which routes a listener serves is its [`Routes`]: the internal listener serves publish,
+//! health and stats only, and once it exists the public one serves no publish.
 
 mod assets;
 pub mod error;
@@ -9,6 +12,7 @@ mod stats;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,6 +21,7 @@ use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONNECTION, CONTENT_TYPE, LOCATION,
 };
 use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::Semaphore;
 
 use crate::broadcast::Broadcaster;
 use crate::stats::Stats;
@@ -29,8 +34,46 @@ pub struct Context {
     pub stats: Arc<Stats>,
     /// The largest publish body accepted.
     pub max_body_bytes: usize,
+    /// The time a publish body has to arrive whole, from the start of its request.
+    pub body_timeout: Duration,
+    /// Bytes that publish bodies being read may still take, one permit a byte; shared by every
+    /// listener.
+    pub body_budget: Arc<Semaphore>,
     /// `Access-Control-Allow-Origin` for every answer, if set.
     pub cors_origin: Option<HeaderValue>,
+    /// The routes this listener serves.
+    pub routes: Routes,
+}
+
+/// Which routes a listener serves; health and stats are on every listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// The public listener: subscribes, and the demo page and publishes when they are on.
+    Public {
+        /// Publishes are served here (no internal listener takes them).
+        publish: bool,
+        /// The demo page and its assets are served (`--demo`).
+        demo: bool,
+    },
+    /// The internal listener: publish, health and stats only.
+    Internal,
+}
+
+impl Routes {
+    /// Whether `POST /publish` is served.
+    pub fn publish(self) -> bool {
+        matches!(self, Self::Internal | Self::Public { publish: true, .. })
+    }
+
+    /// Whether `GET /events` is served.
+    pub fn subscribe(self) -> bool {
+        matches!(self, Self::Public { .. })
+    }
+
+    /// Whether the demo page is served.
+    pub fn demo(self) -> bool {
+        matches!(self, Self::Public { demo: true, .. })
+    }
 }
 
 /// Answers one request.
@@ -50,21 +93,31 @@ pub async fn serve(
 async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let method = request.method();
+    let routes = context.routes;
     match (method, path) {
         (&Method::GET | &Method::HEAD, "/healthz") => health::handle(context),
         (&Method::GET | &Method::HEAD, "/stats") => stats::handle(context),
-        (&Method::GET | &Method::HEAD, path) if assets::exists(path) => {
+        (&Method::GET | &Method::HEAD, path) if routes.demo() && assets::exists(path) => {
             assets::get(path).unwrap_or_else(not_found)
         }
-        (&Method::POST, "/publish") => publish::handle(request, context).await,
-        (&Method::GET, "/events") => reconnect_elsewhere(request.uri()),
+        (&Method::POST, "/publish") if routes.publish() => publish::handle(request, context).await,
+        (_, "/publish") if routes.subscribe() && !routes.publish() => publish_elsewhere(),
+        (&Method::GET, "/events") if routes.subscribe() => reconnect_elsewhere(request.uri()),
         (&Method::OPTIONS, _) if context.cors_origin.is_some() => preflight(),
         (_, "/publish") => not_allowed("POST"),
-        (_, "/events") => not_allowed("GET"),
+        (_, "/events") if routes.subscribe() => not_allowed("GET"),
         (_, "/healthz" | "/stats") => not_allowed("GET, HEAD"),
-        (_, path) if assets::exists(path) => not_allowed("GET, HEAD"),
+        (_, path) if routes.demo() && assets::exists(path) => not_allowed("GET, HEAD"),
         _ => not_found(),
     }
+}
+
+/// A publish on the public listener when the internal one takes them.
+fn publish_elsewhere() -> Response<Full<Bytes>> {
+    error::response(
+        StatusCode::NOT_FOUND,
+        "publishing is served on the internal listener only",
+    )
 }
 
 fn not_found() -> Response<Full<Bytes>> {

@@ -1,16 +1,35 @@
 //! `POST /publish`: a form or JSON body becomes a validated event, handed to the broadcaster.
+//!
+//! The front end is one thread that also accepts every connection, so no body may hold it for
+//! long: both parsers keep at most one topic past the limit and skip the rest unallocated, and a
+//! body over [`BLOCKING_PARSE_BYTES`] is parsed and validated on tokio's blocking pool.
+//!
+//! Reading a body is bounded twice: it must arrive whole within the body timeout (else `408`
+//! and the connection closes), and before reading, the bytes it may hold are taken from a budget
+//! shared by every publish (else `503` with `Retry-After` at once, the body unread). The bytes
+//! go back to the budget once the body is parsed, or when the request ends.
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Body;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use tokio::time::{timeout_at, Instant};
 
 use super::{error, json, Context};
 use crate::broadcast::{Published, Refused};
 use crate::sse::event::{Event, EventError};
+use crate::sse::topic::MAX_TOPICS;
 use crate::urlencoded::{self, NotUtf8};
+
+/// Bodies larger than this are parsed off the front-end thread. A 1 MiB form takes tens of
+/// milliseconds to parse in a debug build; 64 KiB takes well under one.
+pub const BLOCKING_PARSE_BYTES: usize = 64 * 1024;
+/// What a publish refused for want of budget is told to wait, in seconds.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// Why a publish was refused.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +40,10 @@ pub enum PublishError {
     TooLarge(usize),
     #[error("reading body: {0}")]
     Body(String),
+    #[error("body not received within {0:?}")]
+    TimedOut(std::time::Duration),
+    #[error("too many publish bodies in flight; retry shortly")]
+    Busy,
     #[error("malformed form: {0}")]
     Form(#[from] NotUtf8),
     #[error("retry must be a whole number of milliseconds")]
@@ -31,6 +54,8 @@ pub enum PublishError {
     Event(#[from] EventError),
     #[error(transparent)]
     Refused(#[from] Refused),
+    #[error("the body parser stopped before its end")]
+    Interrupted,
 }
 
 impl PublishError {
@@ -39,8 +64,10 @@ impl PublishError {
         match self {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Refused(Refused::DuplicateId) => StatusCode::CONFLICT,
-            Self::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Refused(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Interrupted => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -71,16 +98,31 @@ enum Format {
 
 /// Handles a publish request.
 pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
-    match publish(request, context).await {
+    let deadline = Instant::now() + context.body_timeout;
+    match publish(request, context, deadline).await {
         Ok(published) => json(StatusCode::OK, &Answer::from(&published)),
         Err(e) => {
             tracing::debug!(error = %e, "publish refused");
-            error::response(e.status(), &e.to_string())
+            let mut response = error::response(e.status(), &e.to_string());
+            let headers = response.headers_mut();
+            if let PublishError::Busy = e {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            // The body is left unread (part of it, or all): nothing else can follow on this
+            // connection.
+            if let PublishError::Busy | PublishError::TimedOut(_) = e {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
         }
     }
 }
 
-async fn publish(request: Request<Incoming>, context: &Context) -> Result<Published, PublishError> {
+async fn publish(
+    request: Request<Incoming>,
+    context: &Context,
+    deadline: Instant,
+) -> Result<Published, PublishError> {
     let format = format(request.headers().get(CONTENT_TYPE))?;
     let limit = context.max_body_bytes;
     let declared = request
@@ -90,9 +132,42 @@ async fn publish(request: Request<Incoming>, context: &Context) -> Result<Publis
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(PublishError::TooLarge(limit));
     }
-    let body = read_body(request.into_body(), limit, declared).await?;
-    let event = parse(format, &body)?.validate()?;
+    let body = request.into_body();
+    // A chunked body may grow to the limit; one without a length or chunks is empty.
+    let held = match declared {
+        Some(length) => length,
+        None if body.is_end_stream() => 0,
+        None => limit as u64,
+    };
+    // `held` is at most `limit`, which the settings keep under 16 MiB.
+    let held = u32::try_from(held).map_err(|_| PublishError::TooLarge(limit))?;
+    let permit = context
+        .body_budget
+        .clone()
+        .try_acquire_many_owned(held)
+        .map_err(|_| PublishError::Busy)?;
+    let body = timeout_at(deadline, read_body(body, limit, declared))
+        .await
+        .map_err(|_| PublishError::TimedOut(context.body_timeout))??;
+    let event = if body.len() > BLOCKING_PARSE_BYTES {
+        tokio::task::spawn_blocking(move || {
+            let event = checked(format, &body);
+            drop((body, permit));
+            event
+        })
+        .await
+        .map_err(|_| PublishError::Interrupted)??
+    } else {
+        let event = checked(format, &body);
+        drop((body, permit));
+        event?
+    };
     Ok(context.broadcaster.publish(event).await?)
+}
+
+/// Parses and validates a body.
+fn checked(format: Format, body: &[u8]) -> Result<Event, PublishError> {
+    Ok(parse(format, body)?.validate()?)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes. A body in one frame (the usual case)
@@ -152,17 +227,35 @@ fn parse(format: Format, body: &[u8]) -> Result<Event, PublishError> {
 
 fn parse_form(body: &[u8]) -> Result<Event, PublishError> {
     let mut event = Event::default();
-    for (name, value) in urlencoded::parse(body)? {
-        match name.as_str() {
-            "topic" => event.topics.push(value),
-            "data" => event.data = value,
-            "event" => event.event = Some(value),
-            "id" => event.id = Some(value),
-            "retry" => event.retry = Some(value.parse().map_err(|_| PublishError::Retry)?),
+    for field in urlencoded::fields(body) {
+        match &*field.name()? {
+            "topic" => {
+                let full = keep_topic(&mut event.topics, field.value()?);
+                if full {
+                    // Validation refuses this list whatever follows: read no further.
+                    break;
+                }
+            }
+            "data" => event.data = field.value()?,
+            "event" => event.event = Some(field.value()?),
+            "id" => event.id = Some(field.value()?),
+            "retry" => {
+                event.retry = Some(field.value()?.parse().map_err(|_| PublishError::Retry)?);
+            }
             _ => {}
         }
     }
     Ok(event)
+}
+
+/// Adds `topic` to `topics` unless it is there already; true once `topics` holds one past
+/// [`MAX_TOPICS`], which is all validation needs to refuse it. Each call scans at most
+/// `MAX_TOPICS` names, so a list costs time linear in its length.
+fn keep_topic(topics: &mut Vec<String>, topic: String) -> bool {
+    if !topics.contains(&topic) {
+        topics.push(topic);
+    }
+    topics.len() > MAX_TOPICS
 }
 
 /// A JSON publish body. `data` may be any JSON value: a string is sent as it is, anything
@@ -177,20 +270,48 @@ struct JsonEvent {
     retry: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Topics {
-    One(String),
-    Many(Vec<String>),
+/// `topic` in JSON: one name or a list of names. Of a list it keeps what [`keep_topic`] keeps
+/// and skips the rest without allocating.
+struct Topics(Vec<String>);
+
+impl<'de> Deserialize<'de> for Topics {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopicsVisitor)
+    }
+}
+
+struct TopicsVisitor;
+
+impl<'de> Visitor<'de> for TopicsVisitor {
+    type Value = Topics;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a topic name or a list of topic names")
+    }
+
+    fn visit_str<E: de::Error>(self, topic: &str) -> Result<Topics, E> {
+        Ok(Topics(vec![topic.to_owned()]))
+    }
+
+    fn visit_string<E: de::Error>(self, topic: String) -> Result<Topics, E> {
+        Ok(Topics(vec![topic]))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Topics, A::Error> {
+        let mut topics = Vec::new();
+        while let Some(topic) = seq.next_element::<String>()? {
+            if keep_topic(&mut topics, topic) {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                break;
+            }
+        }
+        Ok(Topics(topics))
+    }
 }
 
 fn parse_json(body: &[u8]) -> Result<Event, PublishError> {
     let json: JsonEvent = serde_json::from_slice(body)?;
-    let topics = match json.topic {
-        None => Vec::new(),
-        Some(Topics::One(topic)) => vec![topic],
-        Some(Topics::Many(topics)) => topics,
-    };
+    let topics = json.topic.map_or_else(Vec::new, |Topics(topics)| topics);
     let data = match json.data {
         None | Some(serde_json::Value::Null) => String::new(),
         Some(serde_json::Value::String(text)) => text,
@@ -241,6 +362,29 @@ mod tests {
         .unwrap();
         assert_eq!(form, json);
         assert_eq!(form.topics, vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn parsers_keep_one_topic_past_the_limit_and_skip_the_rest() {
+        let names: Vec<String> = (0..1000).map(|i| format!("t{}", i % 100)).collect();
+        let form: String = names.iter().map(|n| format!("topic={n}&")).collect();
+        let form = parse(Format::Form, format!("{form}data=x").as_bytes()).unwrap();
+        assert_eq!(form.topics.len(), MAX_TOPICS + 1);
+        assert_eq!(form.data, "", "nothing past the topics is read");
+        let json = serde_json::json!({ "topic": names, "data": "x" }).to_string();
+        let json = parse(Format::Json, json.as_bytes()).unwrap();
+        assert_eq!(json.topics, form.topics);
+        assert_eq!(json.data, "x");
+        assert!(matches!(
+            json.validate(),
+            Err(EventError::Topic(crate::sse::topic::TopicError::TooMany))
+        ));
+        let repeats = parse(Format::Form, b"topic=a&topic=a&topic=b&data=x").unwrap();
+        assert_eq!(repeats.topics, vec!["a".to_string(), "b".to_string()]);
+        assert!(matches!(
+            parse(Format::Json, br#"{"topic": 5, "data": "x"}"#),
+            Err(PublishError::Json(_))
+        ));
     }
 
     #[test]

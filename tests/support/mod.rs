@@ -461,3 +461,115 @@ pub async fn wait_until(client: &Client, what: &str, check: impl Fn(&Value) -> b
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+impl Server {
+    /// Starts a server on a runtime of its own with one thread, as the binary runs it, so that a
+    /// test can tell when anything holds that thread.
+    pub async fn start_single_threaded(flags: &[&str]) -> Server {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let args = std::iter::once("ssecast").chain(flags.iter().copied());
+        let config = ssecast::config::Config::try_parse_from(args).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                ssecast::run(listener, config, async move {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        Server {
+            client: Client { addr },
+            stop: Some(stop),
+            done,
+        }
+    }
+}
+
+/// Fails the test unless `future` finishes within `limit`; returns its output.
+pub async fn within<F: Future>(what: &str, limit: Duration, future: F) -> F::Output {
+    let started = Instant::now();
+    let output = timed(what, future).await;
+    let took = started.elapsed();
+    assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
+    output
+}
+
+/// Reads one response (head and a `content-length` body) from `socket`, leaving the connection
+/// open; panics if it ends first. Bytes read past that response are dropped: ask for one
+/// response at a time.
+pub async fn read_response(socket: &mut TcpStream) -> Response {
+    let mut bytes = Vec::new();
+    loop {
+        if let Some(end) = find(&bytes, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+            if bytes.len() >= end + 4 + length {
+                return parse_response(&bytes[..end + 4 + length]);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = timed("read response", socket.read(&mut chunk))
+            .await
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection ended in {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads until the peer closes, by EOF or reset; returns what arrived and whether it was a
+/// reset.
+pub async fn read_to_close(socket: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut bytes = Vec::new();
+    loop {
+        let mut chunk = [0u8; 16384];
+        match timed("read to close", socket.read(&mut chunk)).await {
+            Ok(0) => return (bytes, false),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(_) => return (bytes, true),
+        }
+    }
+}
+
+impl Server {
+    /// Starts a server with an internal listener too, both on ports the test bound; returns it
+    /// (a client of its public listener) and a client of the internal one.
+    pub async fn start_with_internal(flags: &[&str]) -> (Server, Client) {
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let internal = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = public.local_addr().unwrap();
+        let internal_client = Client {
+            addr: internal.local_addr().unwrap(),
+        };
+        let args = std::iter::once("ssecast").chain(flags.iter().copied());
+        let config = ssecast::config::Config::try_parse_from(args).unwrap();
+        let listeners = ssecast::Listeners {
+            public,
+            internal: Some(internal),
+        };
+        let stats = std::sync::Arc::new(ssecast::stats::Stats::default());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(ssecast::run_with(listeners, config, stats, async move {
+            let _ = stopped.await;
+        }));
+        let server = Server {
+            client: Client { addr },
+            stop: Some(stop),
+            done,
+        };
+        (server, internal_client)
+    }
+}
