@@ -130,8 +130,8 @@ pub struct Config {
     #[arg(long, env = "SSECAST_MAX_SUBSCRIBERS", default_value_t = 0)]
     pub max_subscribers: usize,
 
-    /// Send buffer asked for each subscriber socket (SO_SNDBUF, in bytes; the kernel doubles
-    /// it); 0 for the kernel's default, which grows to megabytes.
+    /// Send buffer asked for each connection to the public listener (SO_SNDBUF, in bytes; the
+    /// kernel doubles it); 0 for the kernel's default, which grows to megabytes.
     #[arg(long, env = "SSECAST_SEND_BUFFER", default_value_t = 16 * 1024,
           value_parser = clap::value_parser!(u32).range(0..=(64 << 20)))]
     pub send_buffer: u32,
@@ -173,7 +173,6 @@ impl Config {
                 n => n,
             },
             keep_alive: self.keep_alive,
-            send_buffer: self.send_buffer as usize,
             reconnect_spread: self.reconnect_spread,
         }
     }

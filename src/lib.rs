@@ -123,7 +123,7 @@ pub async fn run_with(
         .header_read_timeout(config.head_timeout)
         .max_buf_size(config.max_head_bytes.max(8192) as usize);
     let token = CancellationToken::new();
-    let front = |http, addresses| {
+    let front = |http, addresses, send_buffer| {
         Arc::new(FrontEnd {
             http,
             broadcaster: broadcaster.clone(),
@@ -134,6 +134,7 @@ pub async fn run_with(
             shutdown: token.clone(),
             builder: builder.clone(),
             addresses,
+            send_buffer,
         })
     };
     let public = front(
@@ -142,6 +143,7 @@ pub async fn run_with(
             demo: config.demo,
         }),
         addresses,
+        config.send_buffer as usize,
     );
     let tracker = TaskTracker::new();
     let mut accepts = vec![tokio::spawn(conn::accept::run(
@@ -150,8 +152,9 @@ pub async fn run_with(
         tracker.clone(),
     ))];
     if let Some(listener) = listeners.internal {
-        // The internal listener's clients are the operator's own: not limited per address.
-        let internal = front(context(Routes::Internal), Addresses::new(0));
+        // The internal listener's clients are the operator's own: not limited per address,
+        // and their sockets keep the kernel's buffers.
+        let internal = front(context(Routes::Internal), Addresses::new(0), 0);
         accepts.push(tokio::spawn(conn::internal::run(
             listener,
             internal,

@@ -210,6 +210,7 @@ async fn an_address_past_its_connections_gets_429_at_once() {
     // Another address is served, and one that leaves makes room.
     let mut other = subscribe([127, 0, 0, 6]).await;
     assert!(other.head.starts_with("HTTP/1.1 200"), "{}", other.head);
+    server.wait_for_stat("subscribers", 4).await;
     drop(held.pop());
     server.wait_for_stat("subscribers", 3).await;
     let mut again = subscribe(CROWDED).await;
@@ -233,6 +234,7 @@ async fn past_the_subscriber_limit_a_subscribe_gets_503() {
         body["error"].as_str().unwrap().contains("2 subscribers"),
         "{body}"
     );
+    server.wait_for_stat("subscribers", 2).await;
     drop(second);
     server.wait_for_stat("subscribers", 1).await;
     let mut fourth = server.subscribe("/events?topic=s", "").await;

@@ -59,8 +59,6 @@ pub struct Settings {
     pub max_subscribers: usize,
     /// Silence after which a subscriber is sent a keep-alive comment.
     pub keep_alive: Duration,
-    /// `SO_SNDBUF` asked for each subscriber socket, in bytes (0: the kernel's default).
-    pub send_buffer: usize,
     /// On shutdown each stream is told to reconnect after 1 s plus a random part of this.
     pub reconnect_spread: Duration,
 }

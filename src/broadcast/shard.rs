@@ -123,8 +123,6 @@ pub(super) struct Shard {
     budget_bytes: usize,
     /// Half the history's byte budget.
     pass_bytes: usize,
-    /// `SO_SNDBUF` for new subscriber sockets (0: the kernel's default).
-    send_buffer: usize,
     /// The spread of the reconnection delays sent on shutdown.
     reconnect_spread: Duration,
     /// When the next delivery pass may start (see [`PASS_PER_REST`]).
@@ -171,7 +169,6 @@ impl Shard {
             budget: (settings.history / 2).max(1),
             budget_bytes: pass_bytes,
             pass_bytes,
-            send_buffer: settings.send_buffer,
             reconnect_spread: settings.reconnect_spread,
             rest_until: Instant::now(),
             stopping: false,
@@ -339,9 +336,6 @@ impl Shard {
         let (cursor, gap) = self.resume_point(&new.topics, new.resume.as_ref());
         let socket = new.socket;
         let mut accepted = socket.set_nonblocking(true).is_ok();
-        if self.send_buffer > 0 {
-            let _ = socket2::SockRef::from(&socket).set_send_buffer_size(self.send_buffer);
-        }
         if let Some(gap) = gap.filter(|_| accepted) {
             // The socket has only its response head in it, so a gap frame (bounded by the
             // head size limit) fits; if it somehow does not, the client just reconnects.
@@ -584,6 +578,8 @@ impl Shard {
                 self.released_topics = Vec::new();
                 self.released_addresses = Vec::new();
             }
+            // Last, so that whoever sees the count fall finds everything given back.
+            self.stats.subscribers.fetch_sub(removed as u64, Relaxed);
         }
         self.table.shrink();
     }
@@ -616,7 +612,6 @@ impl Shard {
                 }
             }
         }
-        self.stats.subscribers.fetch_sub(1, Relaxed);
         // Dropping the socket closes it, which also takes it out of the poll.
         true
     }

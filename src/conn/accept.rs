@@ -49,6 +49,10 @@ pub async fn run(listener: TcpListener, front: Arc<FrontEnd>, tracker: TaskTrack
                 front.http.stats.connections_total.fetch_add(1, Relaxed);
                 match front.addresses.admit(peer.ip()) {
                     Ok(admission) => {
+                        if front.send_buffer > 0 {
+                            let socket = socket2::SockRef::from(&stream);
+                            let _ = socket.set_send_buffer_size(front.send_buffer);
+                        }
                         tracker.spawn(super::serve(stream, admission, front.clone()));
                     }
                     Err(limit) => {

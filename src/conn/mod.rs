@@ -56,6 +56,9 @@ pub struct FrontEnd {
     pub builder: http1::Builder,
     /// The connections each client address holds.
     pub addresses: Arc<Addresses>,
+    /// `SO_SNDBUF` for each accepted socket (0: the kernel's default): what a client that
+    /// stops reading can make the kernel hold, subscriber or not.
+    pub send_buffer: usize,
 }
 
 /// What a client refused at a limit is told to wait before trying again, in seconds.
