@@ -199,7 +199,9 @@ async fn answer_and_close(mut io: TcpStream, answer: &[u8]) {
         return;
     }
     let deadline = Instant::now() + LINGER_TIME;
-    let mut discard = [0u8; 4096];
+    // On the heap, and only now: a buffer here would be part of every connection's task,
+    // pending heads included (4 KiB each).
+    let mut discard = vec![0u8; 4096];
     let mut left = LINGER_BYTES;
     while left > 0 {
         let len = left.min(discard.len());
