@@ -64,7 +64,7 @@ start_server() {
     local name=$1 port=$2
     case $name in
     ssecast)
-        target/release/ssecast --listen "127.0.0.1:$port" >"$OUT/ssecast.log" 2>&1 &
+        target/release/ssecast --listen "127.0.0.1:$port" --max-connections-per-ip 0 >"$OUT/ssecast.log" 2>&1 &
         SERVER_PID=$!
         wait_for "$port" /healthz
         FLAGS=(--url "http://127.0.0.1:$port/events?topic=load")
