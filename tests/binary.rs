@@ -64,6 +64,32 @@ async fn spawn(
     )
 }
 
+/// Opens `count` connections that never send a request: those the server keeps, and how many
+/// it refused at once with `503` (at the open-file limit).
+async fn connect_idle(client: Client, count: usize) -> (Vec<tokio::net::TcpStream>, usize) {
+    let mut idle = Vec::new();
+    let mut refused = 0;
+    for _ in 0..count {
+        let mut socket = tokio::net::TcpStream::connect(client.addr).await.unwrap();
+        let mut first = [0u8; 64];
+        let read = tokio::time::timeout(
+            Duration::from_millis(150),
+            tokio::io::AsyncReadExt::read(&mut socket, &mut first),
+        )
+        .await;
+        match read {
+            Err(_) => idle.push(socket),
+            Ok(read) => {
+                let n = read.unwrap();
+                let text = String::from_utf8_lossy(&first[..n]);
+                assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+                refused += 1;
+            }
+        }
+    }
+    (idle, refused)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_zero_is_logged_and_sigterm_ends_streams_within_five_seconds() {
     let (mut child, client, _log) = spawn("", "").await;
@@ -80,13 +106,7 @@ async fn port_zero_is_logged_and_sigterm_ends_streams_within_five_seconds() {
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     // The stream ends with a reconnection delay of 1 s plus up to the default spread of 10 s.
-    let rest = String::from_utf8(stream.rest().await).unwrap();
-    let retry: u64 = rest
-        .strip_prefix("retry: ")
-        .and_then(|rest| rest.strip_suffix("\n\n"))
-        .unwrap_or_else(|| panic!("{rest:?}"))
-        .parse()
-        .unwrap();
+    let retry = stream.retry_delay().await;
     assert!((1000..=11_000).contains(&retry), "{retry}");
 }
 
@@ -134,26 +154,7 @@ async fn at_the_open_file_limit_newcomers_get_503_at_once() {
     let (_child, client, mut log) = spawn("ulimit -n 48;", "").await;
     let started = Instant::now();
     // Connections that never send a request hold descriptors until the limit is reached.
-    let mut idle = Vec::new();
-    let mut refused = 0;
-    for _ in 0..60 {
-        let mut socket = tokio::net::TcpStream::connect(client.addr).await.unwrap();
-        let mut first = [0u8; 64];
-        let read = tokio::time::timeout(
-            Duration::from_millis(200),
-            tokio::io::AsyncReadExt::read(&mut socket, &mut first),
-        )
-        .await;
-        match read {
-            Err(_) => idle.push(socket),
-            Ok(read) => {
-                let n = read.unwrap();
-                let text = String::from_utf8_lossy(&first[..n]);
-                assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-                refused += 1;
-            }
-        }
-    }
+    let (idle, refused) = connect_idle(client, 60).await;
     assert!(!idle.is_empty() && refused > 0, "{} held", idle.len());
     // Once they leave, newcomers are served again.
     drop(idle);
@@ -217,26 +218,7 @@ async fn at_the_open_file_limit_the_internal_listener_still_serves() {
         );
         served.push(stream);
     }
-    let mut idle = Vec::new();
-    let mut refused = 0;
-    for _ in 0..80 {
-        let mut socket = tokio::net::TcpStream::connect(client.addr).await.unwrap();
-        let mut first = [0u8; 64];
-        let read = tokio::time::timeout(
-            Duration::from_millis(100),
-            tokio::io::AsyncReadExt::read(&mut socket, &mut first),
-        )
-        .await;
-        match read {
-            Err(_) => idle.push(socket),
-            Ok(read) => {
-                let n = read.unwrap();
-                let text = String::from_utf8_lossy(&first[..n]);
-                assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-                refused += 1;
-            }
-        }
-    }
+    let (_idle, refused) = connect_idle(client, 80).await;
     assert!(
         refused > 0,
         "the public listener reached the open-file limit"

@@ -283,13 +283,7 @@ async fn on_shutdown_each_stream_is_told_its_own_reconnection_delay() {
     server.stop().await;
     let mut delays = Vec::new();
     for stream in streams {
-        let rest = String::from_utf8(stream.rest().await).unwrap();
-        let delay: u64 = rest
-            .strip_prefix("retry: ")
-            .and_then(|rest| rest.strip_suffix("\n\n"))
-            .unwrap_or_else(|| panic!("{rest:?}"))
-            .parse()
-            .unwrap();
+        let delay = stream.retry_delay().await;
         assert!((1000..=61_000).contains(&delay), "{delay}");
         delays.push(delay);
     }

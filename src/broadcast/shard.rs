@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::mem::take;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -390,11 +390,7 @@ impl Shard {
     fn release_unregistered(&mut self, topics: Box<[TopicId]>, address: AddressKey) {
         self.released_topics.extend_from_slice(&topics);
         self.released_addresses.push(address);
-        self.broadcaster.release(1, &self.released_topics);
-        self.released_topics.clear();
-        self.broadcaster
-            .addresses
-            .release(self.released_addresses.drain(..));
+        self.give_back(1);
     }
 
     /// Where a new subscriber's cursor starts, and the `gap` frame it is sent first when
@@ -538,24 +534,16 @@ impl Shard {
     /// Drops the subscribers marked during the turn, gives back what they held, and gives
     /// back table memory.
     fn reap(&mut self) {
-        if !self.lagged.is_empty() {
-            debug!(
-                count = self.lagged.len(),
-                "subscribers lagged behind history"
-            );
-            self.stats
-                .subscribers_lagged
-                .fetch_add(self.lagged.len() as u64, Relaxed);
-        }
-        if !self.blocked.is_empty() {
-            debug!(
-                count = self.blocked.len(),
-                "subscribers blocked for too long"
-            );
-            self.stats
-                .subscribers_blocked
-                .fetch_add(self.blocked.len() as u64, Relaxed);
-        }
+        count_dropped(
+            &self.lagged,
+            &self.stats.subscribers_lagged,
+            "lagged behind history",
+        );
+        count_dropped(
+            &self.blocked,
+            &self.stats.subscribers_blocked,
+            "blocked for too long",
+        );
         let mut gone = take(&mut self.gone);
         let mut lagged = take(&mut self.lagged);
         let mut blocked = take(&mut self.blocked);
@@ -569,19 +557,25 @@ impl Shard {
         }
         (self.gone, self.lagged, self.blocked) = (gone, lagged, blocked);
         if removed > 0 {
-            self.broadcaster.release(removed, &self.released_topics);
-            self.released_topics.clear();
-            self.broadcaster
-                .addresses
-                .release(self.released_addresses.drain(..));
-            if self.released_topics.capacity() > 4096 {
-                self.released_topics = Vec::new();
-                self.released_addresses = Vec::new();
-            }
+            self.give_back(removed);
             // Last, so that whoever sees the count fall finds everything given back.
             self.stats.subscribers.fetch_sub(removed as u64, Relaxed);
         }
         self.table.shrink();
+    }
+
+    /// Gives back what `subscribers` dropped subscribers held: their places under the limits,
+    /// the topics in `released_topics` and the address counts in `released_addresses`.
+    fn give_back(&mut self, subscribers: usize) {
+        self.broadcaster.release(subscribers, &self.released_topics);
+        self.broadcaster
+            .addresses
+            .release(self.released_addresses.drain(..));
+        self.released_topics.clear();
+        if self.released_topics.capacity() > 4096 {
+            self.released_topics = Vec::new();
+            self.released_addresses = Vec::new();
+        }
     }
 
     /// Takes a subscriber out of the table, its topics and the wheel; false if it was gone.
@@ -628,6 +622,14 @@ impl Shard {
             let _ = subscriber.socket.shutdown(std::net::Shutdown::Write);
             self.stats.subscribers.fetch_sub(1, Relaxed);
         }
+    }
+}
+
+/// Counts, and logs, the subscribers about to be dropped for `why`.
+fn count_dropped(slots: &[u32], counter: &AtomicU64, why: &'static str) {
+    if !slots.is_empty() {
+        debug!(count = slots.len(), "subscribers {why}");
+        counter.fetch_add(slots.len() as u64, Relaxed);
     }
 }
 

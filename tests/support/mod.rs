@@ -268,6 +268,16 @@ impl Stream {
             .to_owned()
     }
 
+    /// Reads until the server closes, which must end the stream with `retry: N` alone, and
+    /// returns N.
+    pub async fn retry_delay(self) -> u64 {
+        let rest = String::from_utf8(self.rest().await).unwrap();
+        rest.strip_prefix("retry: ")
+            .and_then(|rest| rest.strip_suffix("\n\n"))
+            .and_then(|delay| delay.parse().ok())
+            .unwrap_or_else(|| panic!("not a retry: {rest:?}"))
+    }
+
     /// Reads until the server closes; returns what arrived.
     pub async fn rest(mut self) -> Vec<u8> {
         let _ = timed("read to close", self.socket.read_to_end(&mut self.buf)).await;
