@@ -61,6 +61,10 @@ def subscribe(url: str, topics: list[str]) -> int:
                         for event in source.iter_sse():
                             if event.retry is not None:
                                 first_delay = delay = event.retry / 1000
+                            if not event.data:
+                                # A block without data (ssecast ends a stream it shuts down with
+                                # `retry:` alone) dispatches no event, as in a browser.
+                                continue
                             if event.event == "gap":
                                 gap = json.loads(event.data)
                                 oldest = gap["oldestId"]

@@ -292,7 +292,8 @@ async fn subscribe_py_reports_the_gap_after_a_server_restart() {
     python();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = Server::start_on(listener, &[]);
+    // On shutdown the stream is told to reconnect after 1 s, with no random part.
+    let server = Server::start_on(listener, &["--reconnect-spread", "0s"]);
     let mut subscriber = Subscriber::start(&["news"], addr);
     server.wait_for_stat("subscribers", 1).await;
     let before = server
