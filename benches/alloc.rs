@@ -24,8 +24,9 @@ use mio::{Events, Interest, Poll, Token};
 use ssecast::address::Addresses;
 use ssecast::broadcast::Broadcaster;
 use ssecast::config::Config;
-use ssecast::sse::event::Event;
+use ssecast::sse::event::Draft;
 use ssecast::sse::subscribe::Subscribe;
+use ssecast::sse::topic::Topics;
 use ssecast::stats::Stats;
 
 #[global_allocator]
@@ -125,7 +126,7 @@ fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
             .unwrap();
         let request = Subscribe {
-            topics: vec!["t".into()],
+            topics: Topics::new(vec!["t".into()]).unwrap(),
             last_event_id: None,
         };
         let admission = addresses.admit(peer.ip()).unwrap();
@@ -141,11 +142,13 @@ fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
         .build()
         .unwrap();
     let result = count(&stats, subscribers, |n| {
-        let event = Event {
+        let event = Draft {
             topics: vec!["t".into()],
             data: format!("event {n}"),
-            ..Event::default()
-        };
+            ..Draft::default()
+        }
+        .validate()
+        .unwrap();
         runtime.block_on(broadcaster.publish(event)).unwrap();
     });
     broadcaster.close();

@@ -275,15 +275,15 @@ impl Broadcaster {
     pub async fn publish(&self, event: Event) -> Result<Published, Refused> {
         let (id, replies) = {
             let mut hub = self.hub();
-            if let Some(id) = &event.id {
+            if let Some(id) = event.id() {
                 if hub.ledger.find(id.as_bytes()).is_some() {
                     return Err(Refused::DuplicateId);
                 }
             }
             let now = Instant::now();
-            let topics = hub.registry.intern_all(&event.topics, None, now)?;
-            let id = match event.id.clone() {
-                Some(id) => id,
+            let topics = hub.registry.intern_all(event.topics(), None, now)?;
+            let id = match event.id() {
+                Some(id) => id.to_owned(),
                 None => hub.assign_id(),
             };
             hub.seq += 1;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::history::{History, Seq};
 use crate::address::ClientAddress;
+use crate::sse::topic::Topics;
 
 /// A topic's interned id, an index into each shard's topic table.
 pub type TopicId = u32;
@@ -93,7 +94,7 @@ impl Registry {
     /// ones would pass a limit. A subscribe names its `creator`, a publish none.
     pub fn intern_all(
         &mut self,
-        names: &[String],
+        names: &Topics,
         creator: Option<ClientAddress>,
         now: Instant,
     ) -> Result<Box<[TopicId]>, TopicRefused> {
@@ -272,8 +273,8 @@ impl Topic {
 mod tests {
     use super::*;
 
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn names(list: &[&str]) -> Topics {
+        Topics::new(list.iter().map(|s| s.to_string()).collect()).unwrap()
     }
 
     fn address(n: u8) -> Option<ClientAddress> {

@@ -21,7 +21,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::{error, json, Context};
 use crate::broadcast::{Published, Refused};
-use crate::sse::event::{Event, EventError};
+use crate::sse::event::{Draft, Event, EventError};
 use crate::sse::topic::MAX_TOPICS;
 use crate::urlencoded::{self, NotUtf8};
 
@@ -217,16 +217,16 @@ fn format(content_type: Option<&hyper::header::HeaderValue>) -> Result<Format, P
     }
 }
 
-/// Turns a body into an (unvalidated) event.
-fn parse(format: Format, body: &[u8]) -> Result<Event, PublishError> {
+/// Turns a body into an unvalidated event.
+fn parse(format: Format, body: &[u8]) -> Result<Draft, PublishError> {
     match format {
         Format::Form => parse_form(body),
         Format::Json => parse_json(body),
     }
 }
 
-fn parse_form(body: &[u8]) -> Result<Event, PublishError> {
-    let mut event = Event::default();
+fn parse_form(body: &[u8]) -> Result<Draft, PublishError> {
+    let mut event = Draft::default();
     for field in urlencoded::fields(body) {
         match &*field.name()? {
             "topic" => {
@@ -263,7 +263,7 @@ fn keep_topic(topics: &mut Vec<String>, topic: String) -> bool {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonEvent {
-    topic: Option<Topics>,
+    topic: Option<JsonTopics>,
     data: Option<serde_json::Value>,
     event: Option<String>,
     id: Option<String>,
@@ -272,9 +272,9 @@ struct JsonEvent {
 
 /// `topic` in JSON: one name or a list of names. Of a list it keeps what [`keep_topic`] keeps
 /// and skips the rest without allocating.
-struct Topics(Vec<String>);
+struct JsonTopics(Vec<String>);
 
-impl<'de> Deserialize<'de> for Topics {
+impl<'de> Deserialize<'de> for JsonTopics {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(TopicsVisitor)
     }
@@ -283,21 +283,21 @@ impl<'de> Deserialize<'de> for Topics {
 struct TopicsVisitor;
 
 impl<'de> Visitor<'de> for TopicsVisitor {
-    type Value = Topics;
+    type Value = JsonTopics;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a topic name or a list of topic names")
     }
 
-    fn visit_str<E: de::Error>(self, topic: &str) -> Result<Topics, E> {
-        Ok(Topics(vec![topic.to_owned()]))
+    fn visit_str<E: de::Error>(self, topic: &str) -> Result<JsonTopics, E> {
+        Ok(JsonTopics(vec![topic.to_owned()]))
     }
 
-    fn visit_string<E: de::Error>(self, topic: String) -> Result<Topics, E> {
-        Ok(Topics(vec![topic]))
+    fn visit_string<E: de::Error>(self, topic: String) -> Result<JsonTopics, E> {
+        Ok(JsonTopics(vec![topic]))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Topics, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonTopics, A::Error> {
         let mut topics = Vec::new();
         while let Some(topic) = seq.next_element::<String>()? {
             if keep_topic(&mut topics, topic) {
@@ -305,19 +305,21 @@ impl<'de> Visitor<'de> for TopicsVisitor {
                 break;
             }
         }
-        Ok(Topics(topics))
+        Ok(JsonTopics(topics))
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Event, PublishError> {
+fn parse_json(body: &[u8]) -> Result<Draft, PublishError> {
     let json: JsonEvent = serde_json::from_slice(body)?;
-    let topics = json.topic.map_or_else(Vec::new, |Topics(topics)| topics);
+    let topics = json
+        .topic
+        .map_or_else(Vec::new, |JsonTopics(topics)| topics);
     let data = match json.data {
         None | Some(serde_json::Value::Null) => String::new(),
         Some(serde_json::Value::String(text)) => text,
         Some(value) => value.to_string(),
     };
-    Ok(Event {
+    Ok(Draft {
         topics,
         data,
         event: json.event,

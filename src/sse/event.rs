@@ -1,12 +1,15 @@
 //! An event to publish, validated once, and its encoding to SSE wire bytes.
 //!
+//! A publisher's request is a [`Draft`]; [`Draft::validate`] is the only way to an [`Event`],
+//! whose fields are private, so that nothing unvalidated is encoded or reaches the broadcaster.
+//!
 //! A frame is encoded exactly once per event and shared by every subscriber and every history
 //! ring that holds it. Every frame starts with its `id:` line, so the id can be read back from
 //! the bytes (see [`frame_id`]) and history need not store it twice.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::topic::{self, TopicError};
+use super::topic::{TopicError, Topics};
 
 /// The longest event id or event type accepted, in bytes.
 pub const MAX_FIELD_BYTES: usize = 1024;
@@ -14,10 +17,10 @@ pub const MAX_FIELD_BYTES: usize = 1024;
 /// The comment frame written to a subscriber that has been idle for the keep-alive interval.
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
-/// A publish request, checked by [`Event::validate`] before it is encoded.
+/// A publish request as the publisher sent it, not yet checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Event {
-    /// The topics it goes to, without repeats.
+pub struct Draft {
+    /// The topics it goes to, repeats and all.
     pub topics: Vec<String>,
     /// The payload; one `data:` line per line.
     pub data: String,
@@ -29,11 +32,24 @@ pub struct Event {
     pub retry: Option<u64>,
 }
 
+/// A validated event, ready to encode: made only by [`Draft::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The topics it goes to.
+    topics: Topics,
+    /// The payload, not empty.
+    data: String,
+    /// The event type, without CR, LF, NUL or surrounding whitespace.
+    event: Option<String>,
+    /// The publisher's id, likewise.
+    id: Option<String>,
+    /// The reconnection delay, in milliseconds.
+    retry: Option<u64>,
+}
+
 /// Why an event was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
-    #[error("at least one topic is required")]
-    NoTopic,
     #[error(transparent)]
     Topic(#[from] TopicError),
     #[error("data is required and must not be empty")]
@@ -48,20 +64,35 @@ pub enum EventError {
     Whitespace(&'static str),
 }
 
-impl Event {
+impl Draft {
     /// Checks every field and drops repeated topics. An empty `data` is refused because a
     /// browser's `EventSource` never dispatches an event whose data is empty.
-    pub fn validate(mut self) -> Result<Self, EventError> {
-        if self.topics.is_empty() {
-            return Err(EventError::NoTopic);
-        }
-        self.topics = topic::validate_all(self.topics)?;
+    pub fn validate(self) -> Result<Event, EventError> {
+        let topics = Topics::new(self.topics)?;
         if self.data.is_empty() {
             return Err(EventError::NoData);
         }
         check_field("id", self.id.as_deref())?;
         check_field("event", self.event.as_deref())?;
-        Ok(self)
+        Ok(Event {
+            topics,
+            data: self.data,
+            event: self.event,
+            id: self.id,
+            retry: self.retry,
+        })
+    }
+}
+
+impl Event {
+    /// The topics it goes to.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// The id the publisher chose, if any.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 }
 
@@ -162,21 +193,25 @@ fn split_lines(data: &str) -> impl Iterator<Item = &str> + Clone {
 mod tests {
     use super::*;
 
-    fn event(data: &str) -> Event {
-        Event {
+    fn draft(data: &str) -> Draft {
+        Draft {
             topics: vec!["t".into()],
             data: data.into(),
-            ..Event::default()
+            ..Draft::default()
         }
+    }
+
+    fn event(data: &str) -> Event {
+        draft(data).validate().unwrap()
     }
 
     #[test]
     fn encodes_every_field_in_order() {
-        let mut e = event("hello");
+        let mut e = draft("hello");
         e.event = Some("greeting".into());
         e.retry = Some(3000);
         assert_eq!(
-            &encode("7", &e)[..],
+            &encode("7", &e.validate().unwrap())[..],
             b"id: 7\nevent: greeting\nretry: 3000\ndata: hello\n\n"
         );
     }
@@ -197,9 +232,9 @@ mod tests {
     #[test]
     fn capacity_estimate_is_exact_or_generous() {
         for data in ["x", "a\nb", "\r\r\r", "ünï\r\ncode"] {
-            let mut e = event(data);
+            let mut e = draft(data);
             e.retry = Some(u64::MAX);
-            let frame = encode("123", &e);
+            let frame = encode("123", &e.validate().unwrap());
             assert!(frame.len() <= 5 + 3 + 28 + data.len() + 7 * split_lines(data).count() + 1);
         }
     }
@@ -224,28 +259,28 @@ mod tests {
 
     #[test]
     fn validation_refuses_what_would_break_the_stream() {
-        let mut e = event("x");
+        let mut e = draft("x");
         e.id = Some("a\nb".into());
         assert_eq!(e.validate(), Err(EventError::LineBreak("id")));
         for spaced in [" 42", "42 ", "\t42"] {
-            let mut e = event("x");
+            let mut e = draft("x");
             e.id = Some(spaced.into());
             assert_eq!(e.validate(), Err(EventError::Whitespace("id")));
         }
-        let mut e = event("x");
+        let mut e = draft("x");
         e.event = Some("a\0".into());
         assert_eq!(e.validate(), Err(EventError::LineBreak("event")));
-        assert_eq!(event("").validate(), Err(EventError::NoData));
+        assert_eq!(draft("").validate(), Err(EventError::NoData));
         assert_eq!(
-            Event {
+            Draft {
                 topics: vec![],
-                ..event("x")
+                ..draft("x")
             }
             .validate(),
-            Err(EventError::NoTopic)
+            Err(EventError::Topic(TopicError::None))
         );
-        let mut e = event("x");
+        let mut e = draft("x");
         e.topics = vec!["a".into(), "a".into()];
-        assert_eq!(e.validate().unwrap().topics, vec!["a".to_string()]);
+        assert_eq!(&**e.validate().unwrap().topics(), ["a".to_string()]);
     }
 }

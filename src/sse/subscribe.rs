@@ -5,7 +5,7 @@
 //! reconnects, or from `lastEventId` in the query for clients that cannot set headers; the
 //! header wins when both are present, since it is the newer of the two.
 
-use super::topic::{self, TopicError, DEFAULT_TOPIC};
+use super::topic::{TopicError, Topics, DEFAULT_TOPIC};
 use crate::urlencoded::{self, NotUtf8};
 
 /// The path a subscribe is made on.
@@ -15,7 +15,7 @@ pub const PATH: &str = "/events";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
     /// The topics, without repeats.
-    pub topics: Vec<String>,
+    pub topics: Topics,
     /// The id of the last event the client has, if it resumes.
     pub last_event_id: Option<String>,
 }
@@ -65,7 +65,7 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
         topics.push(DEFAULT_TOPIC.to_owned());
     }
     Ok(Subscribe {
-        topics: topic::validate_all(topics)?,
+        topics: Topics::new(topics)?,
         last_event_id,
     })
 }
@@ -86,12 +86,12 @@ mod tests {
         let (is, sub) = parsed(b"GET /events?topic=a&topic=b%20c&lastEventId=5 HTTP/1.1\r\n\r\n");
         assert!(is);
         let sub = sub.unwrap();
-        assert_eq!(sub.topics, vec!["a".to_string(), "b c".to_string()]);
+        assert_eq!(&*sub.topics, ["a".to_string(), "b c".to_string()]);
         assert_eq!(sub.last_event_id.as_deref(), Some("5"));
 
         let (_, sub) = parsed(b"GET /events?lastEventId=5 HTTP/1.1\r\nLast-Event-ID: 9\r\n\r\n");
         let sub = sub.unwrap();
-        assert_eq!(sub.topics, vec![DEFAULT_TOPIC.to_string()]);
+        assert_eq!(&*sub.topics, [DEFAULT_TOPIC.to_string()]);
         assert_eq!(sub.last_event_id.as_deref(), Some("9"));
     }
 

@@ -1,4 +1,6 @@
-//! Topic names as clients and publishers give them, and the limits on them.
+//! Topic names as clients and publishers give them, the limits on them, and [`Topics`]: a
+//! request's topic set, which only validation makes, so that nothing past a limit reaches the
+//! broadcaster.
 
 /// The topic of a subscribe or publish that names none.
 pub const DEFAULT_TOPIC: &str = "default";
@@ -18,6 +20,47 @@ pub enum TopicError {
     ControlCharacter,
     #[error("at most {MAX_TOPICS} topics per request")]
     TooMany,
+    #[error("at least one topic is required")]
+    None,
+}
+
+/// The topics of one subscribe or publish: 1 to [`MAX_TOPICS`] valid names, without repeats, in
+/// first-named order. Only [`Topics::new`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics(Vec<String>);
+
+impl Topics {
+    /// Checks a list of names and drops repeats, keeping first-seen order.
+    ///
+    /// Linear in the names given, and it stops at the first name refused or at the first
+    /// distinct name past [`MAX_TOPICS`]: a request naming thousands of topics costs no more
+    /// than 65 of them.
+    pub fn new(names: Vec<String>) -> Result<Self, TopicError> {
+        let mut kept: Vec<String> = Vec::with_capacity(names.len().min(MAX_TOPICS));
+        for name in names {
+            validate(&name)?;
+            // At most MAX_TOPICS names are kept, so this scan is bounded by a constant.
+            if kept.contains(&name) {
+                continue;
+            }
+            if kept.len() == MAX_TOPICS {
+                return Err(TopicError::TooMany);
+            }
+            kept.push(name);
+        }
+        if kept.is_empty() {
+            return Err(TopicError::None);
+        }
+        Ok(Self(kept))
+    }
+}
+
+impl std::ops::Deref for Topics {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
 }
 
 /// Checks one topic name.
@@ -34,26 +77,6 @@ pub fn validate(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// Checks a list of topic names and drops repeats, keeping first-seen order.
-///
-/// Linear in the names given, and it stops at the first name refused or at the first distinct
-/// name past [`MAX_TOPICS`]: a request naming thousands of topics costs no more than 65 of them.
-pub fn validate_all(names: Vec<String>) -> Result<Vec<String>, TopicError> {
-    let mut kept: Vec<String> = Vec::with_capacity(names.len().min(MAX_TOPICS));
-    for name in names {
-        validate(&name)?;
-        // At most MAX_TOPICS names are kept, so this scan is bounded by a constant.
-        if kept.contains(&name) {
-            continue;
-        }
-        if kept.len() == MAX_TOPICS {
-            return Err(TopicError::TooMany);
-        }
-        kept.push(name);
-    }
-    Ok(kept)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,8 +87,9 @@ mod tests {
 
     #[test]
     fn repeats_are_dropped_in_first_seen_order() {
-        let names = validate_all(owned(&["b", "a", "b", "c", "a"])).unwrap();
-        assert_eq!(names, owned(&["b", "a", "c"]));
+        let names = Topics::new(owned(&["b", "a", "b", "c", "a"])).unwrap();
+        assert_eq!(&*names, owned(&["b", "a", "c"]));
+        assert_eq!(Topics::new(Vec::new()), Err(TopicError::None));
     }
 
     #[test]
@@ -75,22 +99,22 @@ mod tests {
         assert_eq!(validate(&"x".repeat(257)), Err(TopicError::TooLong));
         assert!(validate("news/sport ünïcode").is_ok());
         let many: Vec<String> = (0..=MAX_TOPICS).map(|i| i.to_string()).collect();
-        assert_eq!(validate_all(many), Err(TopicError::TooMany));
+        assert_eq!(Topics::new(many), Err(TopicError::TooMany));
     }
 
     #[test]
     fn repeats_do_not_count_toward_the_limit() {
         let mut names: Vec<String> = (0..MAX_TOPICS).map(|i| i.to_string()).collect();
         names.extend((0..10_000).map(|i| (i % MAX_TOPICS).to_string()));
-        assert_eq!(validate_all(names).unwrap().len(), MAX_TOPICS);
+        assert_eq!(Topics::new(names).unwrap().len(), MAX_TOPICS);
     }
 
     #[test]
     fn a_bad_name_is_refused_wherever_it_is_before_the_limit() {
-        assert_eq!(validate_all(owned(&["a", "b", ""])), Err(TopicError::Empty));
+        assert_eq!(Topics::new(owned(&["a", "b", ""])), Err(TopicError::Empty));
         let mut names: Vec<String> = (0..70_000).map(|i| format!("t{i}")).collect();
-        assert_eq!(validate_all(names.clone()), Err(TopicError::TooMany));
+        assert_eq!(Topics::new(names.clone()), Err(TopicError::TooMany));
         names[3] = "a\nb".into();
-        assert_eq!(validate_all(names), Err(TopicError::ControlCharacter));
+        assert_eq!(Topics::new(names), Err(TopicError::ControlCharacter));
     }
 }
