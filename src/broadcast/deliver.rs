@@ -1,10 +1,13 @@
-//! Writing shared frames straight to a subscriber's socket.
+//! Every write to a subscriber's socket: frames, keep-alive comments and single messages.
 //!
 //! A flush gathers the frames after the subscriber's cursor from the history of each of its
 //! topics, merged in publish order (an event in two of its topics has one `Seq` and is sent
 //! once), and writes up to [`MAX_WRITEV_BUFS`] of them in one vectored write from a stack
 //! array: nothing is copied or allocated per frame. A subscriber that is behind catches up in a
-//! few large writes rather than one small write per event.
+//! few large writes rather than one small write per event. A write may take any part of what
+//! it is given; what is left is recorded in the subscriber's progress and sent when the socket
+//! drains. The writes are generic over `Write`, so that tests can give them a writer that takes
+//! a few bytes at a time.
 
 use std::io::{self, IoSlice, Write};
 
@@ -30,15 +33,78 @@ pub enum Flushed {
     Gone,
 }
 
+/// What a keep-alive write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptAlive {
+    /// Some or all of the comment was written (the rest waits in the progress).
+    Wrote,
+    /// The socket was full; the comment waits in the progress.
+    Blocked,
+    /// The connection failed.
+    Gone,
+}
+
 /// Writes every frame after `subscriber.cursor` it can; `frames` counts the frames completed.
 pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) -> Flushed {
+    let Subscriber {
+        socket,
+        progress,
+        cursor,
+        topics: links,
+        ..
+    } = subscriber;
+    flush_to(&*socket, progress, cursor, links, topics, frames)
+}
+
+/// Writes a keep-alive comment to an idle subscriber.
+pub fn keep_alive(out: impl Write, progress: &mut PackedProgress) -> KeptAlive {
+    debug_assert!(progress.is_idle());
+    match write_once(out, KEEP_ALIVE) {
+        Ok(n) if n == KEEP_ALIVE.len() => KeptAlive::Wrote,
+        Ok(0) => KeptAlive::Gone,
+        Ok(n) => {
+            progress.set(Progress::KeepAlive(n as u8));
+            KeptAlive::Wrote
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            progress.set(Progress::KeepAlive(0));
+            KeptAlive::Blocked
+        }
+        Err(_) => KeptAlive::Gone,
+    }
+}
+
+/// Writes `message` in one write, for a socket that holds nothing else (a gap event to a new
+/// subscriber, a reconnection delay on shutdown); false unless all of it was taken.
+pub fn write_whole(out: impl Write, message: &[u8]) -> bool {
+    matches!(write_once(out, message), Ok(n) if n == message.len())
+}
+
+fn write_once(mut out: impl Write, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        match out.write(bytes) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            written => return written,
+        }
+    }
+}
+
+/// [`flush`] to any writer, given the subscriber's progress, cursor and topic links.
+fn flush_to(
+    mut out: impl Write,
+    progress: &mut PackedProgress,
+    cursor: &mut Seq,
+    links: &TopicLinks,
+    topics: &[Topic],
+    frames: &mut u64,
+) -> Flushed {
     loop {
         let mut bufs = [IoSlice::new(&[]); MAX_WRITEV_BUFS];
         // The `Seq` of each buffer's frame; 0 marks the rest of a keep-alive comment.
         let mut seqs = [0 as Seq; MAX_WRITEV_BUFS];
         let mut len = 0;
         let mut first_offset = 0;
-        match subscriber.progress.get() {
+        match progress.get() {
             Progress::KeepAlive(written) => {
                 bufs[0] = IoSlice::new(&KEEP_ALIVE[written as usize..]);
                 len = 1;
@@ -47,7 +113,8 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
             Progress::Idle => {}
         }
         match gather(
-            subscriber,
+            *cursor,
+            links,
             topics,
             first_offset,
             &mut bufs[len..],
@@ -57,24 +124,25 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
             Err(Lagged) => return Flushed::Lagged,
         }
         if len == 0 {
-            subscriber.progress = PackedProgress::IDLE;
+            *progress = PackedProgress::IDLE;
             return Flushed::CaughtUp;
         }
         let total: usize = bufs[..len].iter().map(|buf| buf.len()).sum();
-        let written = match (&subscriber.socket).write_vectored(&bufs[..len]) {
+        let written = match out.write_vectored(&bufs[..len]) {
             Ok(0) => return Flushed::Gone,
             Ok(written) => written,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if subscriber.progress.is_idle() {
-                    subscriber.progress.set(Progress::Frame(0));
+                if progress.is_idle() {
+                    progress.set(Progress::Frame(0));
                 }
                 return Flushed::Blocked;
             }
             Err(_) => return Flushed::Gone,
         };
         advance(
-            subscriber,
+            progress,
+            cursor,
             &bufs[..len],
             &seqs[..len],
             first_offset,
@@ -85,7 +153,7 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
         // write is followed by one that sees `WouldBlock`, which arms the edge-triggered
         // writability event.
         if written == total && len < MAX_WRITEV_BUFS {
-            subscriber.progress = PackedProgress::IDLE;
+            *progress = PackedProgress::IDLE;
             return Flushed::CaughtUp;
         }
     }
@@ -93,7 +161,8 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
 
 /// Moves the cursor past the frames `written` bytes completed and records a partial one.
 fn advance(
-    subscriber: &mut Subscriber,
+    progress: &mut PackedProgress,
+    cursor: &mut Seq,
     bufs: &[IoSlice<'_>],
     seqs: &[Seq],
     first_offset: usize,
@@ -104,21 +173,21 @@ fn advance(
     for (index, (buf, &seq)) in bufs.iter().zip(seqs).enumerate() {
         if written >= buf.len() {
             written -= buf.len();
-            subscriber.progress = PackedProgress::IDLE;
+            *progress = PackedProgress::IDLE;
             if seq != 0 {
-                subscriber.cursor = seq;
+                *cursor = seq;
                 *frames += 1;
                 offset = 0;
             }
             continue;
         }
-        let progress = match subscriber.progress.get() {
+        let partial = match progress.get() {
             Progress::KeepAlive(done) if index == 0 && seq == 0 => {
                 Progress::KeepAlive(done + written as u8)
             }
             _ => Progress::Frame((offset + written) as u32),
         };
-        subscriber.progress.set(progress);
+        progress.set(partial);
         return;
     }
 }
@@ -126,13 +195,13 @@ fn advance(
 /// Fills `bufs` with the frames after the cursor, merged across topics; the first starts at
 /// `first_offset`. Returns how many it filled.
 fn gather<'a>(
-    subscriber: &Subscriber,
+    cursor: Seq,
+    links: &TopicLinks,
     topics: &'a [Topic],
     first_offset: usize,
     bufs: &mut [IoSlice<'a>],
     seqs: &mut [Seq],
 ) -> Result<usize, Lagged> {
-    let cursor = subscriber.cursor;
     let mut len = 0;
     let mut push = |seq: Seq, frame: &'a [u8]| {
         let skip = if len == 0 { first_offset } else { 0 };
@@ -141,7 +210,7 @@ fn gather<'a>(
         len += 1;
         len < bufs.len()
     };
-    match &subscriber.topics {
+    match links {
         TopicLinks::One(link) => {
             let history = &topics[link.topic as usize].history;
             let mut index = history.position_after(cursor)?;
@@ -183,4 +252,194 @@ fn gather<'a>(
         }
     }
     Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::broadcast::history::Publication;
+    use crate::broadcast::subscriber::TopicLink;
+    use crate::broadcast::topic::TopicId;
+
+    /// A socket that takes at most `per_write` bytes a write and is full every other write.
+    struct Trickle {
+        taken: Vec<u8>,
+        per_write: usize,
+        writes: usize,
+    }
+
+    impl Trickle {
+        fn new(per_write: usize) -> Self {
+            Self {
+                taken: Vec::new(),
+                per_write,
+                writes: 0,
+            }
+        }
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.writes += 1;
+            if self.writes % 2 == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut room = self.per_write;
+            for buf in bufs {
+                let n = buf.len().min(room);
+                self.taken.extend_from_slice(&buf[..n]);
+                room -= n;
+            }
+            Ok(self.per_write - room)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A subscriber's write state, without a socket.
+    struct Reader {
+        progress: PackedProgress,
+        cursor: Seq,
+        links: TopicLinks,
+    }
+
+    impl Reader {
+        fn of(topics: &[TopicId]) -> Self {
+            let links = topics
+                .iter()
+                .map(|&topic| TopicLink { topic, index: 0 })
+                .collect();
+            Self {
+                progress: PackedProgress::IDLE,
+                cursor: 0,
+                links: TopicLinks::new(links),
+            }
+        }
+
+        /// Flushes into `out` until caught up, as writability events would; returns the
+        /// frames completed.
+        fn drain(&mut self, out: &mut Trickle, topics: &[Topic]) -> u64 {
+            let mut frames = 0;
+            for _ in 0..10_000 {
+                let flushed = flush_to(
+                    &mut *out,
+                    &mut self.progress,
+                    &mut self.cursor,
+                    &self.links,
+                    topics,
+                    &mut frames,
+                );
+                match flushed {
+                    Flushed::CaughtUp => return frames,
+                    Flushed::Blocked => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            panic!("never caught up");
+        }
+    }
+
+    fn frame(seq: Seq) -> Bytes {
+        Bytes::from(format!(
+            "id: {seq}\ndata: {}\n\n",
+            "x".repeat(seq as usize % 7)
+        ))
+    }
+
+    /// Topics `count`, with each `(seq, topics)` published in order.
+    fn published(count: usize, events: &[(Seq, &[TopicId])]) -> Vec<Topic> {
+        let mut topics: Vec<Topic> = (0..count).map(|_| Topic::new(1000)).collect();
+        for &(seq, ids) in events {
+            let publication = Arc::new(Publication {
+                seq,
+                topics: ids.into(),
+                frame: frame(seq),
+            });
+            for &id in ids {
+                topics[id as usize].history.push(publication.clone());
+            }
+        }
+        topics
+    }
+
+    fn frames(seqs: impl IntoIterator<Item = Seq>) -> Vec<u8> {
+        seqs.into_iter()
+            .flat_map(|seq| frame(seq).to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn short_writes_deliver_whole_frames_in_order() {
+        let events: Vec<(Seq, &[TopicId])> = (1..=150).map(|seq| (seq, &[0][..])).collect();
+        let topics = published(1, &events);
+        for per_write in [1, 3, 7, 64, 4096] {
+            let mut out = Trickle::new(per_write);
+            let mut reader = Reader::of(&[0]);
+            assert_eq!(reader.drain(&mut out, &topics), 150, "{per_write} a write");
+            assert_eq!(out.taken, frames(1..=150), "{per_write} a write");
+            assert_eq!(reader.cursor, 150);
+        }
+    }
+
+    #[test]
+    fn an_event_in_several_topics_is_sent_once_in_publish_order() {
+        let events: [(Seq, &[TopicId]); 5] =
+            [(1, &[0]), (2, &[1]), (3, &[0, 1]), (4, &[2]), (5, &[1])];
+        let topics = published(3, &events);
+        let mut out = Trickle::new(5);
+        let mut reader = Reader::of(&[1, 0]);
+        reader.drain(&mut out, &topics);
+        assert_eq!(out.taken, frames([1, 2, 3, 5]));
+    }
+
+    #[test]
+    fn a_partial_keep_alive_is_finished_before_the_next_frame() {
+        let topics = published(1, &[(1, &[0])]);
+        let mut reader = Reader::of(&[0]);
+        let mut out = Trickle::new(4);
+        assert_eq!(keep_alive(&mut out, &mut reader.progress), KeptAlive::Wrote);
+        assert_eq!(reader.progress.get(), Progress::KeepAlive(4));
+        reader.drain(&mut out, &topics);
+        let mut expected = KEEP_ALIVE.to_vec();
+        expected.extend(frames([1]));
+        assert_eq!(out.taken, expected);
+    }
+
+    #[test]
+    fn a_cursor_behind_what_history_dropped_has_lagged() {
+        let events: Vec<(Seq, &[TopicId])> = (1..=5).map(|seq| (seq, &[0][..])).collect();
+        let mut topics = published(1, &events);
+        topics[0].history.drop_through(2);
+        let mut reader = Reader::of(&[0]);
+        let mut completed = 0;
+        let flushed = flush_to(
+            Trickle::new(100),
+            &mut reader.progress,
+            &mut reader.cursor,
+            &reader.links,
+            &topics,
+            &mut completed,
+        );
+        assert_eq!(flushed, Flushed::Lagged);
+        reader.cursor = 2;
+        let mut out = Trickle::new(100);
+        reader.drain(&mut out, &topics);
+        assert_eq!(out.taken, frames(3..=5));
+    }
+
+    #[test]
+    fn single_messages_are_written_whole_or_not_at_all() {
+        assert!(write_whole(Trickle::new(100), b"retry: 1000\n\n"));
+        assert!(!write_whole(Trickle::new(5), b"retry: 1000\n\n"));
+    }
 }

@@ -2,10 +2,11 @@
 //!
 //! Each entry is a shared [`Publication`]: its sequence number, topics and encoded frame, held
 //! by pointer (8 bytes an entry), so an event in many topics and on many shards is stored once.
-//! The event id is read back from the frame itself (`sse::event::frame_id`). The ring drops its
-//! oldest entry when it holds its count, and drops every entry up to a floor when the server's
-//! byte budget moves past them (`ledger`); it remembers the sequence number of the newest entry
-//! it ever dropped.
+//! The event id is read back from the frame itself (`sse::event::frame_id`). The ring keeps its
+//! count by dropping its oldest entries when the shard trims it, after each delivery pass (so a
+//! frame is never dropped before the pass that delivers it, however many come in between), and
+//! drops every entry up to a floor when the server's byte budget moves past them (`ledger`); it
+//! remembers the sequence number of the newest entry it ever dropped.
 //!
 //! ## Lagging
 //!
@@ -61,15 +62,23 @@ impl History {
         }
     }
 
-    /// Appends a publication, whose `seq` must be larger than every `seq` held.
+    /// Appends a publication, whose `seq` must be larger than every `seq` held; the ring may
+    /// hold more than its count until [`History::trim`].
     pub fn push(&mut self, publication: Arc<Publication>) {
         debug_assert!(self.last_seq() < publication.seq);
-        if self.entries.len() == self.capacity {
+        self.entries.push_back(publication);
+    }
+
+    /// Drops the oldest entries past the ring's count.
+    pub fn trim(&mut self) {
+        while self.entries.len() > self.capacity {
             if let Some(dropped) = self.entries.pop_front() {
                 self.dropped_through = dropped.seq;
             }
         }
-        self.entries.push_back(publication);
+        if self.entries.len() < self.entries.capacity() / 4 {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
     }
 
     /// Drops every entry up to and including `floor`, giving memory back once empty.
@@ -138,6 +147,7 @@ pub(super) mod tests {
         let mut history = History::new(capacity);
         for seq in seqs {
             history.push(publication(seq));
+            history.trim();
         }
         history
     }
@@ -161,6 +171,18 @@ pub(super) mod tests {
         assert_eq!(history.last_seq(), 4);
         assert_eq!(history.first_after(2).map(|p| p.seq), Some(3));
         assert!(history.first_after(4).is_none());
+    }
+
+    #[test]
+    fn a_ring_holds_more_than_its_count_until_trimmed() {
+        let mut history = History::new(2);
+        for seq in 1..=5 {
+            history.push(publication(seq));
+        }
+        assert_eq!(history.position_after(0), Ok(0), "nothing dropped yet");
+        history.trim();
+        assert_eq!(history.dropped_through(), 3);
+        assert_eq!(history.get(0).map(|p| p.seq), Some(4));
     }
 
     #[test]

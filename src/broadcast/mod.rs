@@ -13,6 +13,8 @@
 mod deliver;
 mod history;
 mod ledger;
+mod membership;
+mod resume;
 mod shard;
 mod subscriber;
 mod table;
@@ -31,6 +33,7 @@ use tracing::error;
 
 use self::history::{Publication, Seq};
 use self::ledger::Ledger;
+use self::resume::Resume;
 use self::shard::{Command, NewSubscriber, Shard, WAKER};
 use self::topic::{Freed, Registry, TopicId};
 use crate::address::{AddressKey, Addresses, ClientAddress};
@@ -87,15 +90,6 @@ pub struct Subscription {
     topics: Option<Box<[TopicId]>>,
     /// Where it resumes, if it does.
     resume: Option<Resume>,
-}
-
-/// Where a subscriber resumes: the id it asked for, and that id's place if history holds it.
-#[derive(Debug)]
-pub(crate) struct Resume {
-    /// The `Last-Event-ID` asked for.
-    asked: Box<str>,
-    /// The `Seq` of the event with that id, when history held it at the subscribe.
-    found: Option<Seq>,
 }
 
 /// What a publish did.

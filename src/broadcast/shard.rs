@@ -14,7 +14,7 @@
 //! waits in history, not in the kernel.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::mem::take;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -23,22 +23,22 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mio::event::Event;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::deliver::{flush, Flushed};
-use super::history::{History, Publication, Seq};
-use super::subscriber::{PackedProgress, Progress, Subscriber, TopicLink, TopicLinks};
+use super::deliver::{self, flush, write_whole, Flushed, KeptAlive};
+use super::history::{Publication, Seq};
+use super::membership;
+use super::resume::{resume_point, Resume};
+use super::subscriber::{PackedProgress, Subscriber};
 use super::table::Table;
 use super::topic::{Freed, Topic, TopicId};
 use super::wheel::{Wheel, WheelLink};
-use super::{Inner, Resume, Settings};
+use super::{Inner, Settings};
 use crate::address::AddressKey;
-use crate::sse::event::{frame_id, gap_frame, KEEP_ALIVE};
 use crate::stats::Stats;
 
 /// The poll token of the shard's waker; slots are below it.
@@ -55,6 +55,10 @@ const WRITES_BETWEEN_COMMANDS: usize = 64;
 /// whole pass saves a tenth of the CPU and adds about 30 ms. A short pass makes a short rest,
 /// so an event that comes alone is never held back.
 const PASS_PER_REST: u32 = 2;
+/// Publications a shard takes from one delivery pass's start to the next: enough that a pass
+/// is never short of work, few enough that history rings (trimmed after each pass) and the
+/// time to the next pass stay bounded.
+const PUBLICATIONS_PER_PASS: usize = 1024;
 /// The most bytes a subscriber may send after its request before it is dropped.
 const MAX_INPUT_BYTES: usize = 64 * 1024;
 /// The least reconnection delay sent to subscribers on shutdown, in milliseconds.
@@ -114,12 +118,11 @@ pub(super) struct Shard {
     last_seq: Seq,
     /// Topics that got frames since the last delivery pass.
     dirty: Vec<TopicId>,
-    /// Publications that may still be taken before the next delivery pass: half a history
-    /// from one pass's start to the next, so a frame is still held when the pass that delivers
-    /// it reaches every subscriber.
+    /// Publications that may still be taken before the next delivery pass (see
+    /// [`PUBLICATIONS_PER_PASS`]).
     budget: usize,
-    /// Frame bytes that may still be taken before the next delivery pass, for the same reason:
-    /// half the history's byte budget.
+    /// Frame bytes that may still be taken before the next delivery pass: half the history's
+    /// byte budget, so that the budget cannot evict a frame before the pass that delivers it.
     budget_bytes: usize,
     /// Half the history's byte budget.
     pass_bytes: usize,
@@ -166,7 +169,7 @@ impl Shard {
             held: VecDeque::new(),
             last_seq: 0,
             dirty: Vec::new(),
-            budget: (settings.history / 2).max(1),
+            budget: PUBLICATIONS_PER_PASS,
             budget_bytes: pass_bytes,
             pass_bytes,
             reconnect_spread: settings.reconnect_spread,
@@ -305,41 +308,33 @@ impl Shard {
     fn publish(&mut self, publication: &Arc<Publication>) -> u64 {
         self.last_seq = publication.seq;
         self.held.push_back(Arc::downgrade(publication));
-        let mut queued = 0;
-        for (index, &topic) in publication.topics.iter().enumerate() {
-            self.topic_mut(topic);
-            let entry = &mut self.topics[topic as usize];
+        for &topic in publication.topics.iter() {
+            let entry = self.topic_mut(topic);
             entry.history.push(publication.clone());
             if !entry.dirty {
                 entry.dirty = true;
                 self.dirty.push(topic);
             }
-            let earlier = &publication.topics[..index];
-            queued += entry
-                .subscribers
-                .iter()
-                .filter(|&&slot| {
-                    earlier.is_empty()
-                        || self.table.get_mut(slot).is_some_and(|subscriber| {
-                            !earlier.iter().any(|&t| subscriber.topics.contains(t))
-                        })
-                })
-                .count() as u64;
         }
-        queued
+        membership::recipients(&self.topics, &mut self.table, &publication.topics)
     }
 
     fn subscribe(&mut self, new: NewSubscriber) {
         for &topic in new.topics.iter() {
             self.topic_mut(topic);
         }
-        let (cursor, gap) = self.resume_point(&new.topics, new.resume.as_ref());
+        let (cursor, gap) = resume_point(
+            &self.topics,
+            &new.topics,
+            new.resume.as_ref(),
+            self.last_seq,
+        );
         let socket = new.socket;
         let mut accepted = socket.set_nonblocking(true).is_ok();
         if let Some(gap) = gap.filter(|_| accepted) {
             // The socket has only its response head in it, so a gap frame (bounded by the
             // head size limit) fits; if it somehow does not, the client just reconnects.
-            accepted = matches!((&socket).write(&gap), Ok(n) if n == gap.len());
+            accepted = write_whole(&socket, &gap);
         }
         if !accepted {
             return self.release_unregistered(new.topics, new.address);
@@ -356,23 +351,11 @@ impl Shard {
             debug!(error = %e, "could not register subscriber");
             return self.release_unregistered(new.topics, new.address);
         }
-        let links = new
-            .topics
-            .iter()
-            .map(|&topic| {
-                let subscribers = &mut self.topics[topic as usize].subscribers;
-                subscribers.push(slot);
-                TopicLink {
-                    topic,
-                    index: subscribers.len() as u32 - 1,
-                }
-            })
-            .collect();
         let subscriber = Subscriber {
             socket,
             progress: PackedProgress::IDLE,
             cursor,
-            topics: TopicLinks::new(links),
+            topics: membership::join(&mut self.topics, slot, &new.topics),
             wheel: WheelLink::default(),
             address: new.address,
         };
@@ -391,31 +374,6 @@ impl Shard {
         self.released_topics.extend_from_slice(&topics);
         self.released_addresses.push(address);
         self.give_back(1);
-    }
-
-    /// Where a new subscriber's cursor starts, and the `gap` frame it is sent first when
-    /// history cannot fill in from its `Last-Event-ID`.
-    fn resume_point(&self, topics: &[TopicId], resume: Option<&Resume>) -> (Seq, Option<Bytes>) {
-        let Some(resume) = resume else {
-            return (self.last_seq, None);
-        };
-        let histories = || {
-            topics
-                .iter()
-                .map(|&topic| &self.topics[topic as usize].history)
-        };
-        // Every frame after `floor` is still held in every one of its topics.
-        let floor = histories().map(History::dropped_through).max().unwrap_or(0);
-        match resume.found {
-            Some(seq) if seq >= floor => (seq, None),
-            _ => {
-                let oldest = histories()
-                    .filter_map(|history| history.first_after(floor))
-                    .min_by_key(|publication| publication.seq)
-                    .map(|publication| frame_id(&publication.frame));
-                (floor, Some(gap_frame(&resume.asked, oldest)))
-            }
-        }
     }
 
     fn flush_slot(&mut self, slot: u32) {
@@ -446,7 +404,7 @@ impl Shard {
     /// subscribers the pass has not visited yet in the same write. Subscribers are only
     /// dropped after the pass, so the lists it walks keep their order.
     fn deliver(&mut self) {
-        self.budget = (self.history / 2).max(1);
+        self.budget = PUBLICATIONS_PER_PASS;
         self.budget_bytes = self.pass_bytes;
         if self.dirty.is_empty() {
             return;
@@ -489,6 +447,14 @@ impl Shard {
             }
         }
         self.stats.frames_delivered.fetch_add(frames, Relaxed);
+        // Rings keep their count from here on; one that got frames during the pass keeps them
+        // until the next pass has delivered them.
+        for &topic in &dirty {
+            let topic = &mut self.topics[topic as usize];
+            if !topic.dirty {
+                topic.history.trim();
+            }
+        }
         let now = Instant::now();
         self.rest_until = now + (now - started) / PASS_PER_REST;
         // Keep the larger allocation of the two for the next pass.
@@ -515,17 +481,10 @@ impl Shard {
                 }
                 continue;
             }
-            match (&subscriber.socket).write(KEEP_ALIVE) {
-                Ok(n) if n == KEEP_ALIVE.len() => subscriber.wheel.touch(tick),
-                Ok(0) => self.gone.push(slot),
-                Ok(n) => {
-                    subscriber.wheel.touch(tick);
-                    subscriber.progress.set(Progress::KeepAlive(n as u8));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    subscriber.progress.set(Progress::KeepAlive(0))
-                }
-                Err(_) => self.gone.push(slot),
+            match deliver::keep_alive(&subscriber.socket, &mut subscriber.progress) {
+                KeptAlive::Wrote => subscriber.wheel.touch(tick),
+                KeptAlive::Blocked => {}
+                KeptAlive::Gone => self.gone.push(slot),
             }
         }
         self.due = due;
@@ -588,24 +547,10 @@ impl Shard {
             return false;
         };
         self.released_addresses.push(subscriber.address);
-        for link in subscriber.topics.as_slice() {
-            self.released_topics.push(link.topic);
-            let subscribers = &mut self.topics[link.topic as usize].subscribers;
-            subscribers.swap_remove(link.index as usize);
-            if subscribers.len() < subscribers.capacity() / 4 {
-                subscribers.shrink_to(subscribers.len() * 2);
-            }
-            let Some(&moved) = subscribers.get(link.index as usize) else {
-                continue;
-            };
-            if let Some(moved) = self.table.get_mut(moved) {
-                for moved_link in moved.topics.as_mut_slice() {
-                    if moved_link.topic == link.topic {
-                        moved_link.index = link.index;
-                    }
-                }
-            }
-        }
+        let links = subscriber.topics.as_slice();
+        self.released_topics
+            .extend(links.iter().map(|link| link.topic));
+        membership::leave(&mut self.topics, &mut self.table, &subscriber.topics);
         // Dropping the socket closes it, which also takes it out of the poll.
         true
     }
@@ -617,7 +562,7 @@ impl Shard {
         for subscriber in self.table.drain() {
             if subscriber.progress.is_idle() {
                 let retry = RECONNECT_AFTER_MS + fastrand::u64(0..=spread);
-                let _ = (&subscriber.socket).write(format!("retry: {retry}\n\n").as_bytes());
+                write_whole(&subscriber.socket, format!("retry: {retry}\n\n").as_bytes());
             }
             let _ = subscriber.socket.shutdown(std::net::Shutdown::Write);
             self.stats.subscribers.fetch_sub(1, Relaxed);
