@@ -22,6 +22,7 @@ pub mod broadcast;
 pub mod config;
 mod conn;
 pub mod http;
+pub mod metrics;
 pub mod shutdown;
 pub mod sse;
 pub mod stats;
@@ -108,10 +109,12 @@ pub async fn run_with(
         .as_deref()
         .and_then(|origin| HeaderValue::from_str(origin).ok());
     let body_budget = Arc::new(Semaphore::new(config.max_body_bytes_in_flight));
+    let metrics = Arc::new(metrics::Metrics::new(stats.clone()));
     let context = |routes| {
         Arc::new(http::Context {
             broadcaster: broadcaster.clone(),
             stats: stats.clone(),
+            metrics: metrics.clone(),
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
             body_budget: body_budget.clone(),

@@ -10,12 +10,14 @@
 //! a few bytes at a time.
 
 use std::io::{self, IoSlice, Write};
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::history::{Lagged, Publication, Seq};
 use super::subscriber::{PackedProgress, Progress, Subscriber, TopicLinks};
 use super::topic::Topic;
 use crate::sse::event::KEEP_ALIVE;
 use crate::sse::topic::MAX_TOPICS;
+use crate::stats::Stats;
 
 /// The most buffers in one vectored write.
 pub const MAX_WRITEV_BUFS: usize = 64;
@@ -33,6 +35,23 @@ pub enum Flushed {
     Gone,
 }
 
+/// What writes delivered: frames completed and bytes written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Frames written whole.
+    pub frames: u64,
+    /// Bytes written, frames and keep-alives.
+    pub bytes: u64,
+}
+
+impl Delivered {
+    /// Adds this to the server's counters.
+    pub fn count(self, stats: &Stats) {
+        stats.frames_delivered.fetch_add(self.frames, Relaxed);
+        stats.bytes_delivered.fetch_add(self.bytes, Relaxed);
+    }
+}
+
 /// What a keep-alive write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeptAlive {
@@ -44,8 +63,8 @@ pub enum KeptAlive {
     Gone,
 }
 
-/// Writes every frame after `subscriber.cursor` it can; `frames` counts the frames completed.
-pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) -> Flushed {
+/// Writes every frame after `subscriber.cursor` it can, adding what it wrote to `delivered`.
+pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], delivered: &mut Delivered) -> Flushed {
     let Subscriber {
         socket,
         progress,
@@ -53,17 +72,23 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], frames: &mut u64) ->
         topics: links,
         ..
     } = subscriber;
-    flush_to(&*socket, progress, cursor, links, topics, frames)
+    flush_to(&*socket, progress, cursor, links, topics, delivered)
 }
 
-/// Writes a keep-alive comment to an idle subscriber.
-pub fn keep_alive(out: impl Write, progress: &mut PackedProgress) -> KeptAlive {
+/// Writes a keep-alive comment to an idle subscriber, adding its bytes to `delivered`.
+pub fn keep_alive(
+    out: impl Write,
+    progress: &mut PackedProgress,
+    delivered: &mut Delivered,
+) -> KeptAlive {
     debug_assert!(progress.is_idle());
     match write_once(out, KEEP_ALIVE) {
-        Ok(n) if n == KEEP_ALIVE.len() => KeptAlive::Wrote,
         Ok(0) => KeptAlive::Gone,
         Ok(n) => {
-            progress.set(Progress::KeepAlive(n as u8));
+            delivered.bytes += n as u64;
+            if n < KEEP_ALIVE.len() {
+                progress.set(Progress::KeepAlive(n as u8));
+            }
             KeptAlive::Wrote
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -96,7 +121,7 @@ fn flush_to(
     cursor: &mut Seq,
     links: &TopicLinks,
     topics: &[Topic],
-    frames: &mut u64,
+    delivered: &mut Delivered,
 ) -> Flushed {
     loop {
         let mut bufs = [IoSlice::new(&[]); MAX_WRITEV_BUFS];
@@ -140,6 +165,7 @@ fn flush_to(
             }
             Err(_) => return Flushed::Gone,
         };
+        delivered.bytes += written as u64;
         advance(
             progress,
             cursor,
@@ -147,7 +173,7 @@ fn flush_to(
             &seqs[..len],
             first_offset,
             written,
-            frames,
+            &mut delivered.frames,
         );
         // A full or partial write both go round again: more may be waiting, and a partial
         // write is followed by one that sees `WouldBlock`, which arms the edge-triggered
@@ -329,7 +355,8 @@ mod tests {
         /// Flushes into `out` until caught up, as writability events would; returns the
         /// frames completed.
         fn drain(&mut self, out: &mut Trickle, topics: &[Topic]) -> u64 {
-            let mut frames = 0;
+            let mut delivered = Delivered::default();
+            let before = out.taken.len();
             for _ in 0..10_000 {
                 let flushed = flush_to(
                     &mut *out,
@@ -337,10 +364,13 @@ mod tests {
                     &mut self.cursor,
                     &self.links,
                     topics,
-                    &mut frames,
+                    &mut delivered,
                 );
                 match flushed {
-                    Flushed::CaughtUp => return frames,
+                    Flushed::CaughtUp => {
+                        assert_eq!(delivered.bytes, (out.taken.len() - before) as u64);
+                        return delivered.frames;
+                    }
                     Flushed::Blocked => {}
                     other => panic!("{other:?}"),
                 }
@@ -364,6 +394,7 @@ mod tests {
                 seq,
                 topics: ids.into(),
                 frame: frame(seq),
+                published_at: std::time::Instant::now(),
             });
             for &id in ids {
                 topics[id as usize].history.push(publication.clone());
@@ -407,7 +438,12 @@ mod tests {
         let topics = published(1, &[(1, &[0])]);
         let mut reader = Reader::of(&[0]);
         let mut out = Trickle::new(4);
-        assert_eq!(keep_alive(&mut out, &mut reader.progress), KeptAlive::Wrote);
+        let mut delivered = Delivered::default();
+        assert_eq!(
+            keep_alive(&mut out, &mut reader.progress, &mut delivered),
+            KeptAlive::Wrote
+        );
+        assert_eq!(delivered.bytes, 4);
         assert_eq!(reader.progress.get(), Progress::KeepAlive(4));
         reader.drain(&mut out, &topics);
         let mut expected = KEEP_ALIVE.to_vec();
@@ -421,14 +457,13 @@ mod tests {
         let mut topics = published(1, &events);
         topics[0].history.drop_through(2);
         let mut reader = Reader::of(&[0]);
-        let mut completed = 0;
         let flushed = flush_to(
             Trickle::new(100),
             &mut reader.progress,
             &mut reader.cursor,
             &reader.links,
             &topics,
-            &mut completed,
+            &mut Delivered::default(),
         );
         assert_eq!(flushed, Flushed::Lagged);
         reader.cursor = 2;

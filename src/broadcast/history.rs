@@ -18,6 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -35,6 +36,8 @@ pub struct Publication {
     pub topics: Box<[TopicId]>,
     /// Its encoded frame.
     pub frame: Bytes,
+    /// When it was published, to measure how long delivery took.
+    pub published_at: Instant,
 }
 
 /// A frame this subscriber needs was dropped from history.
@@ -140,6 +143,7 @@ pub(super) mod tests {
             seq,
             topics: Box::new([0]),
             frame: Bytes::from(format!("id: {}\ndata: x\n\n", seq * 10)),
+            published_at: Instant::now(),
         })
     }
 

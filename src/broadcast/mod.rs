@@ -189,7 +189,7 @@ impl Broadcaster {
         });
         let mut threads = Vec::with_capacity(count);
         for (index, (poll, receiver)) in parts.into_iter().enumerate() {
-            let shard = Shard::new(poll, receiver, settings, inner.clone());
+            let shard = Shard::new(index, poll, receiver, settings, inner.clone());
             let failed = inner.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ssecast-shard-{index}"))
@@ -285,6 +285,7 @@ impl Broadcaster {
                 seq: hub.seq,
                 topics,
                 frame: event::encode(&id, &event),
+                published_at: now,
             });
             let mut freed = Vec::new();
             let Hub {

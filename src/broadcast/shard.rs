@@ -26,10 +26,11 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::deliver::{self, flush, write_whole, Flushed, KeptAlive};
+use super::deliver::{self, flush, write_whole, Delivered, Flushed, KeptAlive};
 use super::history::{Publication, Seq};
 use super::membership;
 use super::resume::{resume_point, Resume};
@@ -126,6 +127,10 @@ pub(super) struct Shard {
     budget_bytes: usize,
     /// Half the history's byte budget.
     pass_bytes: usize,
+    /// When each publication taken since the current delivery pass started was published.
+    awaiting: Vec<Instant>,
+    /// How long from a publish to the end of the pass that wrote it, for this shard.
+    latency: Histogram,
     /// The spread of the reconnection delays sent on shutdown.
     reconnect_spread: Duration,
     /// When the next delivery pass may start (see [`PASS_PER_REST`]).
@@ -153,6 +158,7 @@ pub(super) struct Shard {
 impl Shard {
     /// A shard with no subscribers; `poll` must hold the waker the broadcaster wakes it with.
     pub(super) fn new(
+        index: usize,
         poll: Poll,
         commands: Receiver<Command>,
         settings: &Settings,
@@ -172,6 +178,8 @@ impl Shard {
             budget: PUBLICATIONS_PER_PASS,
             budget_bytes: pass_bytes,
             pass_bytes,
+            awaiting: Vec::new(),
+            latency: broadcaster.stats.delivery_latency.shard(index),
             reconnect_spread: settings.reconnect_spread,
             rest_until: Instant::now(),
             stopping: false,
@@ -250,6 +258,7 @@ impl Shard {
                     reply,
                 }) => {
                     self.drop_history_through(floor);
+                    self.awaiting.push(publication.published_at);
                     let queued = self.publish(&publication);
                     let _ = reply.send(queued);
                     self.budget -= 1;
@@ -380,9 +389,9 @@ impl Shard {
         let Some(subscriber) = self.table.get_mut(slot) else {
             return;
         };
-        let mut frames = 0;
-        let flushed = flush(subscriber, &self.topics, &mut frames);
-        self.stats.frames_delivered.fetch_add(frames, Relaxed);
+        let mut delivered = Delivered::default();
+        let flushed = flush(subscriber, &self.topics, &mut delivered);
+        delivered.count(&self.stats);
         self.drop_if_done(slot, flushed);
     }
 
@@ -409,10 +418,13 @@ impl Shard {
         if self.dirty.is_empty() {
             return;
         }
+        // The publications this pass writes to every subscriber ready for them; those taken
+        // during the pass may miss subscribers it has passed, and count at the next one.
+        let delivering = self.awaiting.len();
         let started = Instant::now();
         let dirty = take(&mut self.dirty);
         let tick = self.wheel.tick_at(started);
-        let mut frames = 0;
+        let mut delivered = Delivered::default();
         let mut writes = 0;
         for &topic in &dirty {
             self.topics[topic as usize].dirty = false;
@@ -435,7 +447,7 @@ impl Shard {
                     continue;
                 }
                 subscriber.wheel.touch(tick);
-                let flushed = flush(subscriber, &self.topics, &mut frames);
+                let flushed = flush(subscriber, &self.topics, &mut delivered);
                 self.drop_if_done(slot, flushed);
                 writes += 1;
                 if writes % WRITES_BETWEEN_COMMANDS == 0 {
@@ -446,7 +458,12 @@ impl Shard {
                 }
             }
         }
-        self.stats.frames_delivered.fetch_add(frames, Relaxed);
+        delivered.count(&self.stats);
+        let now = Instant::now();
+        for published in self.awaiting.drain(..delivering) {
+            self.latency
+                .observe(now.saturating_duration_since(published).as_secs_f64());
+        }
         // Rings keep their count from here on; one that got frames during the pass keeps them
         // until the next pass has delivered them.
         for &topic in &dirty {
@@ -455,7 +472,6 @@ impl Shard {
                 topic.history.trim();
             }
         }
-        let now = Instant::now();
         self.rest_until = now + (now - started) / PASS_PER_REST;
         // Keep the larger allocation of the two for the next pass.
         if self.dirty.is_empty() {
@@ -470,6 +486,7 @@ impl Shard {
     fn keep_alive(&mut self) {
         let tick = self.wheel.tick_at(Instant::now());
         let mut due = take(&mut self.due);
+        let mut delivered = Delivered::default();
         self.wheel.expire(&mut self.table, tick, &mut due);
         for slot in due.drain(..) {
             let Some(subscriber) = self.table.get_mut(slot) else {
@@ -481,12 +498,14 @@ impl Shard {
                 }
                 continue;
             }
-            match deliver::keep_alive(&subscriber.socket, &mut subscriber.progress) {
+            let socket = &subscriber.socket;
+            match deliver::keep_alive(socket, &mut subscriber.progress, &mut delivered) {
                 KeptAlive::Wrote => subscriber.wheel.touch(tick),
                 KeptAlive::Blocked => {}
                 KeptAlive::Gone => self.gone.push(slot),
             }
         }
+        delivered.count(&self.stats);
         self.due = due;
     }
 

@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 
 use super::FrontEnd;
 use crate::http::error;
+use crate::stats::Stats;
 
 /// `EMFILE`: the process is at its open-file limit.
 const EMFILE: i32 = 24;
@@ -78,7 +79,7 @@ pub async fn run(listener: TcpListener, front: Arc<FrontEnd>, tracker: TaskTrack
                 }
                 // Frees one descriptor for the waiting connection, then takes it back.
                 if reserve.take().is_some() {
-                    refuse_one(&listener).await;
+                    refuse_one(&listener, &front.http.stats).await;
                     reserve = open_reserve();
                 }
                 if reserve.is_none() {
@@ -98,10 +99,11 @@ fn open_reserve() -> Option<std::fs::File> {
 
 /// Accepts one waiting connection and answers it `503` at once, without waiting on it: the
 /// answer is small enough for a fresh socket's buffer, and the descriptor is needed back.
-async fn refuse_one(listener: &TcpListener) {
+async fn refuse_one(listener: &TcpListener, stats: &Stats) {
     let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await else {
         return;
     };
+    stats.connections_refused_open_files.fetch_add(1, Relaxed);
     let answer = error::raw(
         StatusCode::SERVICE_UNAVAILABLE,
         "the server is at its connection limit",

@@ -144,11 +144,22 @@ async fn start_stream(
         Err(Refused::Closed) => return,
         Err(e) => {
             debug!(error = %e, "subscribe refused");
-            front.http.stats.subscribes_refused.fetch_add(1, Relaxed);
-            let status = match e {
-                Refused::Topics(TopicRefused::AddressFull(_)) => StatusCode::TOO_MANY_REQUESTS,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
+            let stats = &front.http.stats;
+            let (counter, status) = match e {
+                Refused::Topics(TopicRefused::AddressFull(_)) => (
+                    &stats.subscribes_refused_address_topics,
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+                Refused::Topics(_) => (
+                    &stats.subscribes_refused_topics,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                ),
+                _ => (
+                    &stats.subscribes_refused_subscribers,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                ),
             };
+            counter.fetch_add(1, Relaxed);
             let retry_after = [("retry-after", RETRY_AFTER_SECONDS)];
             let answer = error::raw(status, &e.to_string(), &retry_after);
             return answer_and_close(io, &answer).await;

@@ -7,6 +7,7 @@
 mod assets;
 pub mod error;
 mod health;
+mod metrics;
 mod publish;
 mod stats;
 
@@ -24,6 +25,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
 
 use crate::broadcast::Broadcaster;
+use crate::metrics::Metrics;
 use crate::stats::Stats;
 
 /// What the service needs, shared by every connection.
@@ -32,6 +34,8 @@ pub struct Context {
     pub broadcaster: Broadcaster,
     /// The server's counters.
     pub stats: Arc<Stats>,
+    /// The server's metrics, for `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// The largest publish body accepted.
     pub max_body_bytes: usize,
     /// The time a publish body has to arrive whole, from the start of its request.
@@ -97,6 +101,7 @@ async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<B
     match (method, path) {
         (&Method::GET | &Method::HEAD, "/healthz") => health::handle(context),
         (&Method::GET | &Method::HEAD, "/stats") => stats::handle(context),
+        (&Method::GET | &Method::HEAD, "/metrics") => metrics::handle(context),
         (&Method::GET | &Method::HEAD, path) if routes.demo() && assets::exists(path) => {
             assets::get(path).unwrap_or_else(not_found)
         }
@@ -106,7 +111,7 @@ async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<B
         (&Method::OPTIONS, _) if context.cors_origin.is_some() => preflight(),
         (_, "/publish") => not_allowed("POST"),
         (_, "/events") if routes.subscribe() => not_allowed("GET"),
-        (_, "/healthz" | "/stats") => not_allowed("GET, HEAD"),
+        (_, "/healthz" | "/stats" | "/metrics") => not_allowed("GET, HEAD"),
         (_, path) if routes.demo() && assets::exists(path) => not_allowed("GET, HEAD"),
         _ => not_found(),
     }
