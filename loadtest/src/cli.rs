@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::attack::{Kind, Sizes};
 use crate::error::Error;
 use crate::fleet::ClientOptions;
 use crate::scenario::{self, Run};
@@ -32,6 +33,9 @@ pub enum Command {
     Single(SingleCmd),
     /// Big then small connection spikes; how fast server RSS comes back down.
     Pulse(PulseCmd),
+    /// Publish to good subscribers, alone and then beside every kind of hostile client;
+    /// loss, latency and server memory in both phases, and what each attacker got.
+    Hostile(HostileCmd),
     /// `single` or `connect` against the built-in floor broadcaster.
     Floor {
         /// The scenario to run against the floor.
@@ -205,6 +209,80 @@ pub struct PulseCmd {
     pub pause: Duration,
 }
 
+/// `hostile` flags. Good subscribers use 127.0.0.1, 127.0.0.2, ... (at most
+/// [`GOOD_PER_ADDRESS`] each, under the server's per-address limit); each kind of attacker
+/// its own address from 127.0.0.60 on.
+#[derive(Debug, Clone, Args)]
+pub struct HostileCmd {
+    /// Flags every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// Good subscribers.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    pub subscribers: u32,
+    /// Events published per second, on one kept-alive connection.
+    #[arg(long, default_value_t = 100.0, value_parser = rate(0.1, 10_000.0))]
+    pub events_per_second: f64,
+    /// The whole run: a quiet phase, then a hostile phase, each half of it.
+    #[arg(long, default_value = "30s", value_parser = duration(1200))]
+    pub duration: Duration,
+    /// Event data size in bytes (at least the stamp).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub size: u32,
+    /// The kinds of attackers, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub attacks: Vec<Kind>,
+    /// Slowloris connections (request heads one byte a second).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=900))]
+    pub slowloris: u32,
+    /// Topic flood connections, each sending publishes back to back.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub topic_floods: u32,
+    /// Topic names in one topic flood publish.
+    #[arg(long, default_value_t = 70_000, value_parser = clap::value_parser!(u32).range(65..=1_000_000))]
+    pub flood_topics: u32,
+    /// The server's largest publish body: a topic flood body's size, and what a stalled
+    /// body declares.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1024..=(64 << 20)))]
+    pub body_bytes: u32,
+    /// Stalled publish bodies held at once.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=900))]
+    pub stalled_bodies: u32,
+    /// Bytes of its body a stalled publish sends before it stalls.
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(0..=(64 << 20)))]
+    pub stalled_sent: u32,
+    /// Connections pipelining `GET /` without reading the answers.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=900))]
+    pub unread_pipelines: u32,
+    /// Subscribers of the good clients' topic that never read.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=900))]
+    pub never_read: u32,
+    /// Loops resuming from an unknown id on 64 topics.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub resumes: u32,
+    /// Loops subscribing to 64 new topics and leaving at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub subscribe_leaves: u32,
+    /// Loops sending garbage instead of requests.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub garbage: u32,
+    /// Connections a connect flood opens from its address before closing them all (more than
+    /// the server's per-address limit, 1,000 by default, to be refused).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub connect_flood: u32,
+    /// Exchanges per second of one resume, subscribe-leave or garbage loop; 0 is as fast as
+    /// the answers come.
+    #[arg(long, default_value_t = 100.0, value_parser = rate(0.0, 100_000.0))]
+    pub churn_rate: f64,
+    /// How long after the attackers stop server memory is read again.
+    #[arg(long, default_value = "5s", value_parser = duration(600))]
+    pub settle: Duration,
+}
+
+/// Good subscribers per source address in `hostile`: under the server's default limit of
+/// 1,000 with room for the publisher and `/stats` on the first.
+pub const GOOD_PER_ADDRESS: u32 = 900;
+
 /// `serve-floor` flags.
 #[derive(Debug, Clone, Args)]
 pub struct ServeFloorCmd {
@@ -322,6 +400,50 @@ impl FanoutCmd {
     }
 }
 
+impl HostileCmd {
+    /// A run with good subscribers spread at most [`GOOD_PER_ADDRESS`] to an address.
+    pub fn run(&self, target: Target) -> Run {
+        let mut run = self.common.run(target, 0);
+        run.client.per_address = run.client.per_address.min(GOOD_PER_ADDRESS as usize);
+        run
+    }
+
+    /// The scenario's arguments.
+    pub fn args(&self) -> scenario::hostile::Args {
+        let attacks = if self.attacks.is_empty() {
+            Kind::ALL.to_vec()
+        } else {
+            let mut kinds = self.attacks.clone();
+            kinds.sort();
+            kinds.dedup();
+            kinds
+        };
+        scenario::hostile::Args {
+            subscribers: self.subscribers as usize,
+            rate: self.events_per_second,
+            phase: self.duration / 2,
+            size: self.size as usize,
+            attacks,
+            sizes: Sizes {
+                slowloris: self.slowloris as usize,
+                topic_flood: self.topic_floods as usize,
+                flood_topics: self.flood_topics as usize,
+                body_bytes: self.body_bytes as usize,
+                stalled_bodies: self.stalled_bodies as usize,
+                stalled_sent: self.stalled_sent as usize,
+                unread_pipelines: self.unread_pipelines as usize,
+                never_read: self.never_read as usize,
+                resumes: self.resumes as usize,
+                subscribe_leaves: self.subscribe_leaves as usize,
+                garbage: self.garbage as usize,
+                connect_flood: self.connect_flood as usize,
+                churn_rate: self.churn_rate,
+            },
+            settle: self.settle,
+        }
+    }
+}
+
 impl PulseCmd {
     /// The scenario's arguments, or why they make no sense.
     pub fn args(&self) -> Result<scenario::pulse::Args, Error> {
@@ -384,5 +506,26 @@ mod tests {
             "1,2"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn hostile_takes_a_list_of_attacks_or_all() {
+        use super::{Command, Kind};
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["t", "hostile"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Hostile(cmd)) => Some(cmd.args()),
+                _ => None,
+            }
+        };
+        let all = parse(&[]).unwrap();
+        assert_eq!(all.attacks, Kind::ALL.to_vec());
+        assert_eq!(all.phase, std::time::Duration::from_secs(15));
+        assert_eq!((all.subscribers, all.sizes.flood_topics), (500, 70_000));
+        let two = parse(&["--attacks", "garbage,slowloris,garbage"]).unwrap();
+        assert_eq!(two.attacks, vec![Kind::Slowloris, Kind::Garbage]);
+        assert!(parse(&["--attacks", "nope"]).is_none());
+        assert!(parse(&["--slowloris", "5000"]).is_none());
     }
 }

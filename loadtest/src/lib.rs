@@ -8,11 +8,13 @@
 //! per-thread histograms (`latency`) that are added up at the end. The `publish`er stamps
 //! each event with its send time. `probe` reads memory and CPU from `/proc`, `sampler` records
 //! them over time for `svg`. `scenario` holds the runs (`connect`, `single`, `fanout`,
-//! `pulse`); `floor` is the trivial broadcaster they compare against. Only loopback targets are
+//! `pulse`, `hostile`); `floor` is the trivial broadcaster they compare against, and `attack`
+//! the misbehaving clients `hostile` sets on the server. Only loopback targets are
 //! accepted (`target`), and every phase has a time bound.
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod attack;
 pub mod cli;
 pub mod client;
 pub mod error;

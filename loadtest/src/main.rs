@@ -13,7 +13,7 @@ use ssecast_loadtest::error::Error;
 use ssecast_loadtest::floor;
 use ssecast_loadtest::report::Table;
 use ssecast_loadtest::sampler::Sample;
-use ssecast_loadtest::scenario::{connect, fanout, pulse, single, Run};
+use ssecast_loadtest::scenario::{connect, fanout, hostile, pulse, single, Run};
 use ssecast_loadtest::{svg, worker};
 
 fn main() -> ExitCode {
@@ -99,6 +99,22 @@ fn run(cli: Cli) -> Result<(), Error> {
             let report = pulse::run(&run, &cmd.args()?)?;
             let table = pulse::table(&report);
             finish::<pulse::Report>(&cmd.common, "pulse", &report, None, table, &report.samples)
+        }
+        Command::Hostile(cmd) => {
+            let run = cmd.run(cmd.common.target()?);
+            let report = hostile::run(&run, &cmd.args())?;
+            for phase in [&report.quiet, &report.hostile] {
+                warn_losses(phase.lost, phase.duplicated, phase.reordered);
+            }
+            let table = hostile::table(&report);
+            finish::<hostile::Report>(
+                &cmd.common,
+                "hostile",
+                &report,
+                None,
+                table,
+                &report.samples,
+            )
         }
         Command::Floor { scenario } => match scenario {
             FloorScenario::Single(cmd) => {

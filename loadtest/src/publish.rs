@@ -212,10 +212,13 @@ impl Pipeline {
         self.stream
             .write_all(raw)
             .map_err(Error::io("writing a publish"))?;
-        self.sent += 1;
+        // With the reader gone (the server closed after an answer), no answer will count
+        // this request: the caller counts it failed, and `finish` must not count it again.
         sent_at
             .send(Instant::now())
-            .map_err(|_| Error::Http("the publish connection closed".into()))
+            .map_err(|_| Error::Http("the publish connection closed".into()))?;
+        self.sent += 1;
+        Ok(())
     }
 
     /// Waits for the outstanding answers (bounded) and adds up; unanswered requests failed.

@@ -1,5 +1,6 @@
-//! Samples the server's memory and the client's connection count every 250 ms during a run,
-//! for the `--svg` chart and for `pulse`'s recovery figures.
+//! Samples the server's memory, the machine's TCP memory and the client's connection count
+//! every 250 ms during a run, for the `--svg` chart, `pulse`'s recovery figures and
+//! `hostile`'s peaks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Sample {
     pub rss: u64,
     /// Server anonymous resident memory, bytes.
     pub rss_anon: u64,
+    /// The machine's TCP buffer memory (`/proc/net/sockstat`), bytes.
+    pub tcp_mem: u64,
     /// Client connections streaming.
     pub connections: u64,
 }
@@ -50,6 +53,7 @@ impl Sampler {
                     t: started.elapsed().as_secs_f64(),
                     rss: memory.rss,
                     rss_anon: memory.rss_anon,
+                    tcp_mem: memory.tcp_mem,
                     connections,
                 });
                 next += EVERY;

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use clap::Parser;
+use ssecast_loadtest::attack::{Kind, Sizes};
 use ssecast_loadtest::fleet::ClientOptions;
-use ssecast_loadtest::scenario::{fanout, single, Run};
+use ssecast_loadtest::scenario::{fanout, hostile, single, Run};
 use ssecast_loadtest::target::{Publish, Target, Url, DEFAULT_BODY};
 use ssecast_loadtest::ui::Ui;
 use tokio::net::TcpListener;
@@ -120,4 +121,71 @@ async fn single_over_two_worker_processes_and_the_floor() {
         assert!(report.first_ms <= report.median_ms && report.median_ms <= report.last_ms);
     }
     assert_eq!(floor.server, "floor");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_of_every_kind_cost_the_good_subscribers_nothing() {
+    let (addr, _stop) = start_server().await;
+    let run = run_against(addr, 19_000, 0);
+    let args = hostile::Args {
+        subscribers: 50,
+        rate: 100.0,
+        phase: Duration::from_secs(1),
+        size: 64,
+        attacks: Kind::ALL.to_vec(),
+        sizes: Sizes {
+            slowloris: 2,
+            topic_flood: 1,
+            flood_topics: 1000,
+            body_bytes: 64 * 1024,
+            stalled_bodies: 2,
+            stalled_sent: 1024,
+            unread_pipelines: 1,
+            never_read: 2,
+            resumes: 1,
+            subscribe_leaves: 1,
+            garbage: 1,
+            connect_flood: 20,
+            churn_rate: 20.0,
+        },
+        settle: Duration::ZERO,
+    };
+    let report = within_limit(move || hostile::run(&run, &args))
+        .await
+        .unwrap();
+    for phase in [&report.quiet, &report.hostile] {
+        assert_eq!(phase.subscribers, 50);
+        assert_eq!(phase.publish.published, 100, "{:?}", phase.first_error);
+        assert_eq!(phase.delivered, 50 * 100);
+        assert_eq!((phase.lost, phase.duplicated, phase.reordered), (0, 0, 0));
+        assert!(phase.drained);
+    }
+    assert_eq!(report.attackers.len(), Kind::ALL.len());
+    let got = |kind: Kind| {
+        let outcome = report.attackers.iter().find(|o| o.kind == kind).unwrap();
+        assert!(outcome.counts.connections > 0, "{outcome:?}");
+        outcome.counts.clone()
+    };
+    let only = |kind: Kind, status: u16| {
+        let counts = got(kind);
+        assert!(
+            counts.statuses.keys().all(|&s| s == status) && counts.statuses.contains_key(&status),
+            "{kind:?}: {counts:?}"
+        );
+        counts
+    };
+    only(Kind::TopicFlood, 400);
+    only(Kind::Garbage, 400);
+    only(Kind::SubscribeLeave, 200);
+    assert!(only(Kind::ResumeUnknown, 200).gaps > 0);
+    assert_eq!(got(Kind::NeverRead).statuses.get(&200), Some(&2));
+    for kind in [Kind::Slowloris, Kind::StalledBody, Kind::UnreadPipeline] {
+        assert!(got(kind).bytes_sent > 0, "{kind:?}");
+    }
+    // Below the per-address limit: accepted, and waiting for a head.
+    let flood = got(Kind::ConnectFlood);
+    assert!(
+        flood.no_answer >= 20 && flood.statuses.is_empty(),
+        "{flood:?}"
+    );
 }

@@ -212,6 +212,7 @@ mod tests {
                 t: i as f64 * 0.5,
                 rss,
                 rss_anon: 0,
+                tcp_mem: 0,
                 connections: 0,
             })
             .collect()
