@@ -37,7 +37,6 @@ use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -46,6 +45,7 @@ use crate::address::Addresses;
 use crate::broadcast::Broadcaster;
 use crate::config::Config;
 use crate::conn::FrontEnd;
+use crate::http::budget::BodyBudget;
 use crate::http::Routes;
 use crate::stats::Stats;
 
@@ -108,8 +108,9 @@ pub async fn run_with(
         .cors_origin
         .as_deref()
         .and_then(|origin| HeaderValue::from_str(origin).ok());
-    let body_budget = Arc::new(Semaphore::new(config.max_body_bytes_in_flight));
     let metrics = Arc::new(metrics::Metrics::new(stats.clone()));
+    // Each listener has a body budget of its own, so that the public one cannot starve the
+    // internal one.
     let context = |routes| {
         Arc::new(http::Context {
             broadcaster: broadcaster.clone(),
@@ -117,7 +118,11 @@ pub async fn run_with(
             metrics: metrics.clone(),
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
-            body_budget: body_budget.clone(),
+            body_budget: BodyBudget::new(
+                config.max_body_bytes_in_flight,
+                config.max_body_bytes,
+                stats.clone(),
+            ),
             cors_origin: cors_origin.clone(),
             routes,
         })

@@ -43,6 +43,8 @@ pub struct Stats {
     pub topics: AtomicU64,
     /// Bytes of history held for all topics, as the history budget counts them.
     pub history_bytes: AtomicU64,
+    /// Bytes held by publish bodies being read, on every listener.
+    pub body_bytes_held: AtomicU64,
     /// Each shard's time from a publish to the end of the delivery pass that wrote it.
     pub delivery_latency: DeliveryLatency,
 }
@@ -90,6 +92,7 @@ pub struct Snapshot {
     pub subscribes_refused: u64,
     pub topics: u64,
     pub history_bytes: u64,
+    pub body_bytes_held: u64,
     /// Resident memory of the process (`VmRSS`), in bytes.
     pub rss_bytes: u64,
     /// The process id, for tools that read `/proc/PID`.
@@ -113,6 +116,7 @@ impl Stats {
                 + self.subscribes_refused_address_topics.load(Relaxed),
             topics: self.topics.load(Relaxed),
             history_bytes: self.history_bytes.load(Relaxed),
+            body_bytes_held: self.body_bytes_held.load(Relaxed),
             rss_bytes: rss_bytes().unwrap_or(0),
             pid: std::process::id(),
         }

@@ -139,8 +139,35 @@ async fn a_dribbled_body_is_cut_at_the_timeout() {
     server.stop().await;
 }
 
+/// Sends, from `from`, a publish head declaring `length` bytes and `sent` of them.
+async fn stall_body(server: &Server, from: [u8; 4], length: usize, sent: usize) -> TcpStream {
+    let mut socket = support::connect_from(from, server.addr).await;
+    socket
+        .write_all(&partial_publish(length, sent, ""))
+        .await
+        .unwrap();
+    socket
+}
+
+/// Expects `socket`'s publish to be refused at once with `503` and `Retry-After: 1`.
+async fn expect_busy(socket: &mut TcpStream) {
+    let response = within(
+        "body refused",
+        Duration::from_millis(1000),
+        read_response(socket),
+    )
+    .await;
+    assert_eq!(response.status, 503, "{}", response.head);
+    assert!(
+        response.head.to_lowercase().contains("retry-after: 1"),
+        "{}",
+        response.head
+    );
+    assert!(response.json()["error"].as_str().unwrap().contains("retry"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_body_budget_a_publish_gets_503_at_once() {
+async fn stalled_bodies_hold_what_they_sent_and_no_more_than_the_budget() {
     let server = Server::start(&[
         "--max-body-bytes-in-flight",
         "100000",
@@ -151,46 +178,19 @@ async fn past_the_body_budget_a_publish_gets_503_at_once() {
     ])
     .await;
     let mut stream = server.subscribe("/events?topic=t", "").await;
-    // The first stalled body holds 60,000 bytes of the budget once hyper asks for its body,
-    // which is when it sends 100 Continue.
-    let mut first = TcpStream::connect(server.addr).await.unwrap();
-    let held_at = Instant::now();
-    first
-        .write_all(&partial_publish(60_000, 0, "Expect: 100-continue\r\n"))
-        .await
-        .unwrap();
-    let mut continued = [0u8; 25];
-    support::timed("100 continue", first.read_exact(&mut continued))
-        .await
-        .unwrap();
-    assert_eq!(&continued, b"HTTP/1.1 100 Continue\r\n\r\n");
-    first.write_all(b"topic=t&data=xx").await.unwrap();
-    // The second finds 40,000 left: refused at once, its body unread.
-    let mut second = TcpStream::connect(server.addr).await.unwrap();
-    second
-        .write_all(&partial_publish(60_000, 100, ""))
-        .await
-        .unwrap();
-    let response = within(
-        "second body refused",
-        Duration::from_millis(500),
-        read_response(&mut second),
-    )
-    .await;
-    assert_eq!(response.status, 503, "{}", response.head);
-    assert!(
-        response.head.to_lowercase().contains("retry-after: 1"),
-        "{}",
-        response.head
-    );
-    assert!(response.json()["error"].as_str().unwrap().contains("retry"));
+    // Two bodies that declared 60,000 bytes each and stalled: they hold what they sent.
+    let mut first = stall_body(&server, [127, 0, 0, 11], 60_000, 45_000).await;
+    let _second = stall_body(&server, [127, 0, 0, 12], 60_000, 45_000).await;
+    server.wait_for_stat("body_bytes_held", 90_000).await;
+    // A third needs more than the 10,000 left: refused once its bytes arrive.
+    let mut third = stall_body(&server, [127, 0, 0, 13], 60_000, 20_000).await;
+    expect_busy(&mut third).await;
     // A small publish still fits, and the subscriber gets it.
     server.publish_id("t", "small", "x").await;
     assert_eq!(stream.event_id().await, "small");
-    // Once the first times out its bytes are back: a large publish goes through.
-    let timed_out = read_response(&mut first).await;
-    assert_eq!(timed_out.status, 408);
-    assert!(held_at.elapsed() >= Duration::from_millis(900));
+    // Once the stalled ones time out their bytes are back: a large publish goes through.
+    assert_eq!(read_response(&mut first).await.status, 408);
+    server.wait_for_stat("body_bytes_held", 0).await;
     let big = format!("topic=t&id=big&data={}", "y".repeat(59_000));
     let response = post(server.addr, FORM, big.as_bytes()).await;
     assert_eq!(
@@ -200,6 +200,39 @@ async fn past_the_body_budget_a_publish_gets_503_at_once() {
         String::from_utf8_lossy(&response.body)
     );
     assert_eq!(stream.event_id().await, "big");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_the_whole_body_budget() {
+    // An address may hold an eighth of the 400,000 bytes: 50,000.
+    let server = Server::start(&[
+        "--max-body-bytes-in-flight",
+        "400000",
+        "--max-body-bytes",
+        "40000",
+        "--body-timeout",
+        "2s",
+    ])
+    .await;
+    let mut stream = server.subscribe("/events?topic=t", "").await;
+    const GREEDY: [u8; 4] = [127, 0, 0, 21];
+    let _held = stall_body(&server, GREEDY, 40_000, 30_000).await;
+    server.wait_for_stat("body_bytes_held", 30_000).await;
+    let mut more = stall_body(&server, GREEDY, 40_000, 30_000).await;
+    expect_busy(&mut more).await;
+    // Another address's publish of the same size goes through meanwhile.
+    let mut other = support::connect_from([127, 0, 0, 22], server.addr).await;
+    let body = format!("topic=t&id=other&data={}", "z".repeat(30_000));
+    let head = format!(
+        "POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: {FORM}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    other.write_all(head.as_bytes()).await.unwrap();
+    other.write_all(body.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut other).await.status, 200);
+    assert_eq!(stream.event_id().await, "other");
     server.stop().await;
 }
 

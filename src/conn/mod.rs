@@ -92,7 +92,12 @@ pub async fn serve(mut io: TcpStream, admission: Admission, front: Arc<FrontEnd>
             };
         }
         let context = front.http.clone();
-        let service = service_fn(move |request| http::serve(request, context.clone()));
+        let client = admission.address();
+        let service = service_fn(move |mut request: hyper::Request<_>| {
+            // The body budget counts a body against its client's share.
+            request.extensions_mut().insert(client);
+            http::serve(request, context.clone())
+        });
         // Boxed: hyper's connection state is kilobytes, and a subscriber's task never needs it.
         let served = Box::pin(handback::serve(
             Deadline::new(io, front.write_timeout),

@@ -5,6 +5,7 @@
 //! health and stats only, and once it exists the public one serves no publish.
 
 mod assets;
+pub mod budget;
 pub mod error;
 mod health;
 mod metrics;
@@ -22,8 +23,8 @@ use hyper::header::{
     HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONNECTION, CONTENT_TYPE, LOCATION,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::Semaphore;
 
+use self::budget::BodyBudget;
 use crate::broadcast::Broadcaster;
 use crate::metrics::Metrics;
 use crate::stats::Stats;
@@ -40,9 +41,8 @@ pub struct Context {
     pub max_body_bytes: usize,
     /// The time a publish body has to arrive whole, from the start of its request.
     pub body_timeout: Duration,
-    /// Bytes that publish bodies being read may still take, one permit a byte; shared by every
-    /// listener.
-    pub body_budget: Arc<Semaphore>,
+    /// The bytes publish bodies being read on this listener may hold.
+    pub body_budget: Arc<BodyBudget>,
     /// `Access-Control-Allow-Origin` for every answer, if set.
     pub cors_origin: Option<HeaderValue>,
     /// The routes this listener serves.

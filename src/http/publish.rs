@@ -11,7 +11,6 @@
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Body;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
@@ -19,7 +18,9 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use tokio::time::{timeout_at, Instant};
 
+use super::budget::{Busy, Hold};
 use super::{error, json, Context};
+use crate::address::ClientAddress;
 use crate::broadcast::{Published, Refused};
 use crate::sse::event::{Draft, Event, EventError};
 use crate::sse::topic::MAX_TOPICS;
@@ -56,6 +57,12 @@ pub enum PublishError {
     Refused(#[from] Refused),
     #[error("the body parser stopped before its end")]
     Interrupted,
+}
+
+impl From<Busy> for PublishError {
+    fn from(_: Busy) -> Self {
+        Self::Busy
+    }
 }
 
 impl PublishError {
@@ -132,21 +139,10 @@ async fn publish(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(PublishError::TooLarge(limit));
     }
+    let client = request.extensions().get::<ClientAddress>().copied();
+    let mut permit = context.body_budget.hold(client);
     let body = request.into_body();
-    // A chunked body may grow to the limit; one without a length or chunks is empty.
-    let held = match declared {
-        Some(length) => length,
-        None if body.is_end_stream() => 0,
-        None => limit as u64,
-    };
-    // `held` is at most `limit`, which the settings keep under 16 MiB.
-    let held = u32::try_from(held).map_err(|_| PublishError::TooLarge(limit))?;
-    let permit = context
-        .body_budget
-        .clone()
-        .try_acquire_many_owned(held)
-        .map_err(|_| PublishError::Busy)?;
-    let body = timeout_at(deadline, read_body(body, limit, declared))
+    let body = timeout_at(deadline, read_body(body, limit, &mut permit))
         .await
         .map_err(|_| PublishError::TimedOut(context.body_timeout))??;
     let event = if body.len() > BLOCKING_PARSE_BYTES {
@@ -170,13 +166,11 @@ fn checked(format: Format, body: &[u8]) -> Result<Event, PublishError> {
     Ok(parse(format, body)?.validate()?)
 }
 
-/// Reads the whole body, refusing more than `limit` bytes. A body in one frame (the usual case)
-/// is kept as it is; several are joined into one buffer sized from `Content-Length`.
-async fn read_body(
-    body: Incoming,
-    limit: usize,
-    declared: Option<u64>,
-) -> Result<Bytes, PublishError> {
+/// Reads the whole body, refusing more than `limit` bytes, with `hold` growing to the bytes
+/// received as they arrive. A body in one frame (the usual case) is kept as it is; several are
+/// joined into one buffer that grows with what arrives (to at most twice that), never with
+/// what was declared, so that a body that stalls holds only what it sent.
+async fn read_body(body: Incoming, limit: usize, hold: &mut Hold) -> Result<Bytes, PublishError> {
     let mut body = Limited::new(body, limit);
     let mut joined: Option<BytesMut> = None;
     let mut first: Option<Bytes> = None;
@@ -188,19 +182,25 @@ async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        match (&mut joined, first.take()) {
-            (Some(joined), _) => joined.extend_from_slice(&data),
-            (None, None) => first = Some(data),
+        let held = match (&mut joined, first.take()) {
+            (Some(joined), _) => {
+                joined.extend_from_slice(&data);
+                joined.len()
+            }
+            (None, None) => {
+                first = Some(data);
+                first.as_ref().map_or(0, Bytes::len)
+            }
             (None, Some(earlier)) => {
-                let capacity = declared
-                    .map_or(0, |n| n as usize)
-                    .max(earlier.len() + data.len());
-                let mut buf = BytesMut::with_capacity(capacity);
+                let mut buf = BytesMut::with_capacity(2 * (earlier.len() + data.len()));
                 buf.extend_from_slice(&earlier);
                 buf.extend_from_slice(&data);
+                let held = buf.len();
                 joined = Some(buf);
+                held
             }
-        }
+        };
+        hold.grow_to(held)?;
     }
     Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
 }
