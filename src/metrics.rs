@@ -137,6 +137,13 @@ impl Collector for Counters {
         gauge(&mut encoder, "topics", "Topics held", None, load(&s.topics))?;
         gauge(
             &mut encoder,
+            "body_held",
+            "Held by publish bodies being read",
+            Some(Unit::Bytes),
+            load(&s.body_bytes_held),
+        )?;
+        gauge(
+            &mut encoder,
             "resident_memory",
             "Resident memory of the process (VmRSS)",
             Some(Unit::Bytes),

@@ -83,6 +83,7 @@ async fn metrics_count_what_the_server_did() {
         ("ssecast_events_published_total", 3.0),
         ("ssecast_frames_delivered_total", 3.0),
         ("ssecast_topics", 1.0),
+        ("ssecast_body_held_bytes", 0.0),
     ]
     .into();
     for (name, expected) in expect {
