@@ -27,16 +27,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(EnvFilter::try_from_env("SSECAST_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    let public = TcpListener::bind(config.listen).await?;
+    let public = TcpListener::bind(config.listen.addrs()).await?;
     let address = public.local_addr()?;
     if config.demo {
         info!(address = %address, "listening; demo page at http://{address}/");
     } else {
         info!(address = %address, "listening");
     }
-    let internal = match config.internal_listen {
+    let internal = match &config.internal_listen {
         Some(address) => {
-            let internal = TcpListener::bind(address).await?;
+            let internal = TcpListener::bind(address.addrs()).await?;
             info!(internal = %internal.local_addr()?,
                   "internal listener for publish, stats and healthz; no publish on the public one");
             Some(internal)
