@@ -265,6 +265,34 @@ async fn at_the_open_file_limit_the_internal_listener_still_serves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_port_is_named_with_the_flag_that_sets_it() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let (status, stderr) = run_to_exit(&["--listen", &address]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {address}: the address is already in use"
+        )) && stderr.contains("--listen or SSECAST_LISTEN"),
+        "{stderr}"
+    );
+    // Neither a panic nor a Debug dump of the error.
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Os {"),
+        "{stderr}"
+    );
+
+    let (status, stderr) =
+        run_to_exit(&["--listen", "127.0.0.1:0", "--internal-listen", &address]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}"))
+            && stderr.contains("--internal-listen or SSECAST_INTERNAL_LISTEN"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_name_listen_address_starts_and_serves() {
     let (_child, client, _log) = spawn("", "--listen localhost:0").await;
     assert!(client.addr.ip().is_loopback(), "{}", client.addr);
