@@ -1,4 +1,4 @@
-//! The `ssecast` binary itself: port 0, listen addresses, signals, and the open-file
+//! The `ssecast` binary itself: port 0, listen addresses, signals, logs, and the open-file
 //! limit.
 
 mod support;
@@ -312,4 +312,33 @@ async fn a_host_name_listen_address_starts_and_serves() {
         stderr.contains("--listen") && stderr.contains("cannot resolve nowhere.invalid"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_show_each_connection() {
+    let (_child, client, mut log) = spawn("SSECAST_LOG=debug", "").await;
+    let _stream = client.subscribe("/events?topic=a&topic=b", "").await;
+    client.wait_for_stat("subscribers", 1).await;
+    let mut seen = Vec::new();
+    for wanted in [
+        "connection accepted",
+        "subscribe started",
+        "connection closed",
+    ] {
+        let line = timed(wanted, async {
+            loop {
+                let line = log.recv().await.expect("server exited");
+                if line.contains(wanted) {
+                    return line;
+                }
+            }
+        })
+        .await;
+        assert!(
+            line.contains("DEBUG") && line.contains("peer=127.0.0.1:"),
+            "{line}"
+        );
+        seen.push(line);
+    }
+    assert!(seen[1].contains("topics=2"), "{}", seen[1]);
 }
