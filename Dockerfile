@@ -28,6 +28,8 @@ COPY --from=build /src/target/release/ssecast /usr/local/bin/ssecast
 USER ssecast
 ENV SSECAST_LISTEN=0.0.0.0:8080
 EXPOSE 8080
+# The probe follows SSECAST_LISTEN: its port is what follows the last `:`.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=2s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+    CMD listen="${SSECAST_LISTEN:-0.0.0.0:8080}" \
+        && curl -fsS "http://127.0.0.1:${listen##*:}/healthz" || exit 1
 ENTRYPOINT ["/usr/local/bin/ssecast"]

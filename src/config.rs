@@ -1,6 +1,8 @@
 //! Settings: command-line flags with environment fallbacks, checked once at start.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
@@ -22,11 +24,73 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// The longest a topic without subscribers is kept: a year.
 const MAX_TOPIC_IDLE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
-/// Why settings that each parsed do not go together.
+/// Why settings are refused: a value that does not parse, or values that do not go together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("--max-body-bytes-in-flight ({0}) is below --max-body-bytes ({1}): a largest body could never be read")]
     BudgetBelowBody(usize, usize),
+    #[error("expected host:port, such as 127.0.0.1:8080, localhost:8080 or [::1]:8080")]
+    NotHostPort,
+    #[error("cannot resolve {host}: {reason}")]
+    Unresolvable { host: String, reason: String },
+}
+
+/// An address to listen on, as given (`127.0.0.1:8080`, `localhost:8080`, `[::1]:8080`), resolved
+/// once at start: a name that does not resolve is refused with the flag, not at bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddress {
+    /// The text given, for messages.
+    text: String,
+    /// What it resolved to, in the resolver's order; never empty.
+    resolved: Vec<SocketAddr>,
+}
+
+// === impl ListenAddress ===
+
+impl ListenAddress {
+    /// The addresses to try binding, in order; the first that binds is used.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.resolved
+    }
+}
+
+impl FromStr for ListenAddress {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        let resolved = match text.parse::<SocketAddr>() {
+            Ok(address) => vec![address],
+            Err(_) => {
+                let (host, port) = text.rsplit_once(':').ok_or(ConfigError::NotHostPort)?;
+                let port: u16 = port.parse().map_err(|_| ConfigError::NotHostPort)?;
+                if host.is_empty() {
+                    return Err(ConfigError::NotHostPort);
+                }
+                let unresolvable = |reason: String| ConfigError::Unresolvable {
+                    host: host.to_owned(),
+                    reason,
+                };
+                let resolved: Vec<SocketAddr> = (host, port)
+                    .to_socket_addrs()
+                    .map_err(|e| unresolvable(e.to_string()))?
+                    .collect();
+                if resolved.is_empty() {
+                    return Err(unresolvable("no address".into()));
+                }
+                resolved
+            }
+        };
+        Ok(ListenAddress {
+            text: text.to_owned(),
+            resolved,
+        })
+    }
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// How the server is set up. Every flag has an environment fallback and a default.
@@ -37,14 +101,15 @@ pub enum ConfigError {
     about = "A Server-Sent Events broadcast server"
 )]
 pub struct Config {
-    /// Address to listen on; port 0 picks a free one (the log says which).
+    /// Address to listen on (host:port, a name such as localhost resolved at start); port 0
+    /// picks a free one (the log says which).
     #[arg(long, env = "SSECAST_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    pub listen: ListenAddress,
 
     /// A second address serving only publish, health and stats, kept reachable at the open-file
     /// limit; when set, the public address serves no publish.
     #[arg(long, env = "SSECAST_INTERNAL_LISTEN")]
-    pub internal_listen: Option<SocketAddr>,
+    pub internal_listen: Option<ListenAddress>,
 
     /// Serve the demo page and its assets at `/` (`--demo false` answers them 404).
     #[arg(long, env = "SSECAST_DEMO", default_value_t = true, action = clap::ArgAction::Set,
@@ -246,6 +311,58 @@ mod tests {
             Some("127.0.0.1:9000".parse().unwrap())
         );
         assert!(Config::try_parse_from(["ssecast", "--internal-listen", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn listen_addresses_take_ips_and_names() {
+        let v4: ListenAddress = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(v4.addrs(), ["0.0.0.0:8080".parse().unwrap()]);
+        let v6: ListenAddress = "[::1]:8080".parse().unwrap();
+        assert_eq!(v6.addrs(), ["[::1]:8080".parse().unwrap()]);
+        assert_eq!(v6.to_string(), "[::1]:8080");
+        let name: ListenAddress = "localhost:0".parse().unwrap();
+        assert!(!name.addrs().is_empty());
+        assert!(name
+            .addrs()
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 0));
+        assert_eq!(name.to_string(), "localhost:0");
+        let config = Config::try_parse_from(["ssecast", "--listen", "localhost:8080"]).unwrap();
+        assert!(config.listen.addrs().iter().all(|a| a.port() == 8080));
+        let config = Config::try_parse_from(["ssecast"]).unwrap();
+        assert_eq!(config.listen.addrs(), ["127.0.0.1:8080".parse().unwrap()]);
+    }
+
+    #[test]
+    fn listen_addresses_without_a_port_or_a_known_host_are_refused() {
+        for text in [
+            "",
+            "localhost",
+            "8080",
+            ":8080",
+            "localhost:",
+            "localhost:http",
+            "localhost:65536",
+            "::1:8080x",
+            "127.0.0.1",
+        ] {
+            let refused = text.parse::<ListenAddress>();
+            assert_eq!(refused, Err(ConfigError::NotHostPort), "{text:?}");
+        }
+        // `.invalid` never resolves (RFC 6761).
+        match "nowhere.invalid:8080".parse::<ListenAddress>() {
+            Err(ConfigError::Unresolvable { host, .. }) => assert_eq!(host, "nowhere.invalid"),
+            other => panic!("{other:?}"),
+        }
+        for flag in ["--listen", "--internal-listen"] {
+            let error = refused(&[flag, "nowhere.invalid:8080"]);
+            assert!(
+                error.contains(flag) && error.contains("cannot resolve nowhere.invalid"),
+                "{error}"
+            );
+            let error = refused(&[flag, "8080"]);
+            assert!(error.contains("expected host:port"), "{error}");
+        }
     }
 
     fn refused(flags: &[&str]) -> String {

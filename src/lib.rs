@@ -77,8 +77,8 @@ pub async fn run_with_stats(
     stats: Arc<Stats>,
     shutdown: impl Future,
 ) -> io::Result<()> {
-    let internal = match config.internal_listen {
-        Some(address) => Some(TcpListener::bind(address).await?),
+    let internal = match &config.internal_listen {
+        Some(address) => Some(TcpListener::bind(address.addrs()).await?),
         None => None,
     };
     let listeners = Listeners {

@@ -1,21 +1,22 @@
 //! The `ssecast` binary: reads its settings, binds, and runs the server until SIGINT/SIGTERM.
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
-use ssecast::config::Config;
+use ssecast::config::{Config, ListenAddress};
 use ssecast::stats::Stats;
 use ssecast::Listeners;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     let config = Config::parse();
     if let Err(e) = config.check() {
         Config::command()
@@ -27,17 +28,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(EnvFilter::try_from_env("SSECAST_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    let public = TcpListener::bind(config.listen).await?;
-    let address = public.local_addr()?;
+    match serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Binds the listeners and runs the server; an error is a sentence for the operator.
+async fn serve(config: Config) -> Result<(), String> {
+    let public = bind(&config.listen, "--listen or SSECAST_LISTEN").await?;
+    let address = local_addr(&public)?;
     if config.demo {
         info!(address = %address, "listening; demo page at http://{address}/");
     } else {
         info!(address = %address, "listening");
     }
-    let internal = match config.internal_listen {
+    let internal = match &config.internal_listen {
         Some(address) => {
-            let internal = TcpListener::bind(address).await?;
-            info!(internal = %internal.local_addr()?,
+            let flags = "--internal-listen or SSECAST_INTERNAL_LISTEN";
+            let internal = bind(address, flags).await?;
+            info!(internal = %local_addr(&internal)?,
                   "internal listener for publish, stats and healthz; no publish on the public one");
             Some(internal)
         }
@@ -45,6 +58,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listeners = Listeners { public, internal };
     let stats = Arc::new(Stats::default());
-    ssecast::run_with(listeners, config, stats, ssecast::shutdown::signal()).await?;
-    Ok(())
+    ssecast::run_with(listeners, config, stats, ssecast::shutdown::signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}
+
+/// Binds `address` (the first of its resolved addresses that binds), or says why not and
+/// which `flags` choose another.
+async fn bind(address: &ListenAddress, flags: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(address.addrs()).await.map_err(|e| {
+        let why = match e.kind() {
+            io::ErrorKind::AddrInUse => "the address is already in use".to_owned(),
+            _ => e.to_string(),
+        };
+        format!("cannot listen on {address}: {why}; choose another address with {flags}")
+    })
+}
+
+fn local_addr(listener: &TcpListener) -> Result<std::net::SocketAddr, String> {
+    listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))
 }

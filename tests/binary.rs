@@ -1,4 +1,5 @@
-//! The `ssecast` binary itself: port 0, signals, and the open-file limit.
+//! The `ssecast` binary itself: port 0, listen addresses, signals, logs, and the open-file
+//! limit.
 
 mod support;
 
@@ -14,17 +15,20 @@ use tokio::process::{Child, Command};
 /// still meets the limit.
 static AT_THE_LIMIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Starts the binary through `sh` (to set limits) and returns it with the address it logged.
+/// Starts the binary through `sh` (to set limits or variables) and returns it with the address
+/// it logged; it listens on `127.0.0.1:0` unless `flags` give `--listen`.
 async fn spawn(
     shell_prefix: &str,
     flags: &str,
 ) -> (Child, Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let binary = env!("CARGO_BIN_EXE_ssecast");
+    let listen = match flags.contains("--listen ") {
+        true => "",
+        false => "--listen 127.0.0.1:0",
+    };
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "{shell_prefix} exec {binary} --listen 127.0.0.1:0 {flags}"
-        ))
+        .arg(format!("{shell_prefix} exec {binary} {listen} {flags}"))
         .env("NO_COLOR", "1")
         .env("SSECAST_LOG", "info")
         .stderr(Stdio::piped())
@@ -61,6 +65,24 @@ async fn spawn(
             addr: address.parse().unwrap(),
         },
         receive,
+    )
+}
+
+/// Runs the binary with `args` until it exits, and returns its exit status and stderr.
+async fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ssecast"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("SSECAST_LOG", "info")
+        .env_remove("SSECAST_LISTEN")
+        .env_remove("SSECAST_INTERNAL_LISTEN")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = timed("exit", output).await.unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
 
@@ -240,4 +262,83 @@ async fn at_the_open_file_limit_the_internal_listener_still_serves() {
     for stream in &mut served {
         assert_eq!(stream.event_id().await, "inside");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_port_is_named_with_the_flag_that_sets_it() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let (status, stderr) = run_to_exit(&["--listen", &address]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {address}: the address is already in use"
+        )) && stderr.contains("--listen or SSECAST_LISTEN"),
+        "{stderr}"
+    );
+    // Neither a panic nor a Debug dump of the error.
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Os {"),
+        "{stderr}"
+    );
+
+    let (status, stderr) =
+        run_to_exit(&["--listen", "127.0.0.1:0", "--internal-listen", &address]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}"))
+            && stderr.contains("--internal-listen or SSECAST_INTERNAL_LISTEN"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_listen_address_starts_and_serves() {
+    let (_child, client, _log) = spawn("", "--listen localhost:0").await;
+    assert!(client.addr.ip().is_loopback(), "{}", client.addr);
+    let mut stream = client.subscribe("/events?topic=t", "").await;
+    assert!(
+        stream.head.starts_with("HTTP/1.1 200 OK"),
+        "{}",
+        stream.head
+    );
+    client.wait_for_stat("subscribers", 1).await;
+    client.publish_id("t", "e1", "x").await;
+    assert_eq!(stream.event_id().await, "e1");
+    // An unknown name is refused at start, with the flag named.
+    let (status, stderr) = run_to_exit(&["--listen", "nowhere.invalid:8080"]).await;
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--listen") && stderr.contains("cannot resolve nowhere.invalid"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_show_each_connection() {
+    let (_child, client, mut log) = spawn("SSECAST_LOG=debug", "").await;
+    let _stream = client.subscribe("/events?topic=a&topic=b", "").await;
+    client.wait_for_stat("subscribers", 1).await;
+    let mut seen = Vec::new();
+    for wanted in [
+        "connection accepted",
+        "subscribe started",
+        "connection closed",
+    ] {
+        let line = timed(wanted, async {
+            loop {
+                let line = log.recv().await.expect("server exited");
+                if line.contains(wanted) {
+                    return line;
+                }
+            }
+        })
+        .await;
+        assert!(
+            line.contains("DEBUG") && line.contains("peer=127.0.0.1:"),
+            "{line}"
+        );
+        seen.push(line);
+    }
+    assert!(seen[1].contains("topics=2"), "{}", seen[1]);
 }

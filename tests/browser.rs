@@ -3,8 +3,10 @@
 //!
 //! Each test runs one scenario of the driver: the driver stops at each step where the test must
 //! act (publish, stop the server, cut the network), and at the end reports what the page showed,
-//! which the test asserts on. Needs `/usr/bin/chromium` (`apt-get install chromium`) and `node`
-//! with `npm`; the first test to run does `npm ci` when `tests/browser/node_modules` is missing.
+//! which the test asserts on. Needs Debian's Chromium (`/usr/bin/chromium`, or the browser
+//! `CHROMIUM` names), Node >= 20 with `npm`, and `curl`; the first test to run installs those
+//! missing with apt-get when it runs as root (`support::apt`), then does `npm ci` when
+//! `tests/browser/node_modules` is missing.
 
 mod support;
 
@@ -15,14 +17,17 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::apt::{self, Need};
 use support::{bind_again, install_atomically, run_to_completion, spawn_piped, Proxy, Server};
 use tokio::io::{AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
 
-/// Debian's Chromium; the driver launches this one, never a browser of its own.
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's Chromium; the driver launches this one (or `CHROMIUM`), never a browser of its own.
+const DEBIAN_CHROMIUM: &str = "/usr/bin/chromium";
+/// The oldest Node that playwright-core supports (the `engines` of `tests/browser/package.json`).
+const MIN_NODE_MAJOR: u32 = 20;
 /// How long the driver may take to reach its next step (launching Chromium included).
 const BROWSER_STEP: Duration = Duration::from_secs(30);
 /// How long `npm ci` may take on a fresh machine.
@@ -33,25 +38,48 @@ fn driver_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// Checks for Chromium and Node, and installs the driver's packages once per test process.
+/// The browser the driver launches: the one `CHROMIUM` names, or Debian's.
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| DEBIAN_CHROMIUM.into(), PathBuf::from)
+}
+
+/// Checks for Chromium, Node and curl, installing those missing from Debian when it can, and
+/// installs the driver's packages; once per test process.
 fn bootstrap() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
-        assert!(
-            Path::new(CHROMIUM).exists(),
-            "the browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium"
-        );
-        for tool in ["node", "npm"] {
-            let found = Command::new(tool)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success());
-            assert!(
-                found,
-                "the browser tests need `{tool}`: apt-get install nodejs npm"
-            );
+        let mut needs = vec![
+            Need {
+                what: "node",
+                packages: &["nodejs"],
+                present: || apt::runs("node"),
+            },
+            Need {
+                what: "npm",
+                packages: &["npm"],
+                present: || apt::runs("npm"),
+            },
+            Need {
+                what: "curl",
+                packages: &["curl"],
+                present: || apt::runs("curl"),
+            },
+        ];
+        match std::env::var_os("CHROMIUM") {
+            // A browser of the caller's choosing is never installed.
+            Some(path) => assert!(
+                Path::new(&path).exists(),
+                "CHROMIUM={path:?} does not exist: point it at a Chromium, or unset it to use \
+                 Debian's at {DEBIAN_CHROMIUM} (installed by the tests if missing)"
+            ),
+            None => needs.push(Need {
+                what: "Debian's Chromium (/usr/bin/chromium)",
+                packages: &["chromium"],
+                present: || Path::new(DEBIAN_CHROMIUM).exists(),
+            }),
         }
+        apt::ensure("the browser tests", &needs);
+        check_node_version();
         let dir = driver_dir();
         install_atomically(&dir.join("node_modules"), |scratch| {
             for file in ["package.json", "package-lock.json"] {
@@ -66,6 +94,26 @@ fn bootstrap() {
             scratch.join("node_modules")
         });
     });
+}
+
+/// Fails unless `node` is at least [`MIN_NODE_MAJOR`]: Debian 12's `nodejs` is 18.
+fn check_node_version() {
+    let output = Command::new("node")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .expect("node runs");
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let major = version
+        .strip_prefix('v')
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|major| major.parse::<u32>().ok());
+    assert!(
+        major.is_some_and(|major| major >= MIN_NODE_MAJOR),
+        "the browser tests need Node >= {MIN_NODE_MAJOR} (playwright-core), and `node --version` \
+         says {version:?}; Debian 12's nodejs is 18: install Node {MIN_NODE_MAJOR} or later (Debian \
+         13's nodejs, or NodeSource's)"
+    );
 }
 
 /// One run of `driver.mjs`, spoken to in JSON lines.
@@ -90,6 +138,7 @@ impl Driver {
                 .arg(format!("http://{addr}"))
                 .arg(options.to_string())
                 .current_dir(driver_dir())
+                .env("CHROMIUM", chromium())
                 .stdin(Stdio::piped()),
         );
         Driver {

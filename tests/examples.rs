@@ -4,7 +4,8 @@
 //!
 //! The Python examples run in a venv under `target/tmp/`, made once (`python3 -m venv`, then
 //! `pip install -r examples/requirements.txt`) and remade when the requirements change. Needs
-//! `python3` with its `venv` module (`apt-get install python3-venv`) and `curl`.
+//! `python3` with its `venv` module and `curl`, installed from Debian by the first test when
+//! missing and the tests run as root (`support::apt`).
 
 mod support;
 
@@ -17,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::apt::{self, Need};
 use support::{
     bind_again, install_atomically, run_to_completion, spawn_piped, timed, Proxy, Server,
 };
@@ -31,10 +33,44 @@ fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
+/// Checks for `curl`, `python3` and its `venv` module, installing those missing from Debian
+/// when it can; once per test process.
+fn bootstrap() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let needs = [
+            Need {
+                what: "curl",
+                packages: &["curl"],
+                present: || apt::runs("curl"),
+            },
+            Need {
+                what: "python3",
+                packages: &["python3", "python3-venv"],
+                present: || apt::runs("python3"),
+            },
+            Need {
+                what: "python3's venv module",
+                packages: &["python3-venv"],
+                present: || {
+                    Command::new("python3")
+                        .args(["-c", "import ensurepip, venv"])
+                        .stdin(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|status| status.success())
+                },
+            },
+        ];
+        apt::ensure("the example tests", &needs);
+    });
+}
+
 /// The venv's Python, with `examples/requirements.txt` installed; made once per test process.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
+        bootstrap();
         let requirements = examples_dir().join("requirements.txt");
         let version = Command::new("python3")
             .arg("--version")
@@ -69,6 +105,7 @@ fn python() -> &'static Path {
 
 /// Runs a finished example (`program` with `args`) against the server at `addr`.
 async fn run(program: &Path, args: &[&str], addr: SocketAddr) -> std::process::Output {
+    bootstrap();
     let output = tokio::process::Command::new(program)
         .args(args)
         .env("SSECAST_URL", format!("http://{addr}"))

@@ -54,7 +54,7 @@ pub async fn run(listener: TcpListener, front: Arc<FrontEnd>, tracker: TaskTrack
                             let socket = socket2::SockRef::from(&stream);
                             let _ = socket.set_send_buffer_size(front.send_buffer);
                         }
-                        tracker.spawn(super::serve(stream, admission, front.clone()));
+                        tracker.spawn(super::serve(stream, peer, admission, front.clone()));
                     }
                     Err(limit) => {
                         debug!(peer = %peer, "connection refused: {limit}");

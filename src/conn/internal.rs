@@ -97,7 +97,7 @@ fn spawn(
     tracker.spawn(async move {
         // `serve` owns the socket and closes it before returning.
         if let Ok(admission) = admission {
-            super::serve(stream, admission, front).await;
+            super::serve(stream, peer, admission, front).await;
         }
         if let Some(ended) = ended {
             let _ = ended.send(());

@@ -9,6 +9,7 @@ mod handback;
 mod head;
 pub mod internal;
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,9 +65,15 @@ pub struct FrontEnd {
 /// What a client refused at a limit is told to wait before trying again, in seconds.
 const RETRY_AFTER_SECONDS: &str = "5";
 
-/// Serves one accepted connection, counted by `admission`, to its end, or until its socket
-/// goes to the broadcaster.
-pub async fn serve(mut io: TcpStream, admission: Admission, front: Arc<FrontEnd>) {
+/// Serves one accepted connection from `peer`, counted by `admission`, to its end, or until its
+/// socket goes to the broadcaster.
+pub async fn serve(
+    mut io: TcpStream,
+    peer: SocketAddr,
+    admission: Admission,
+    front: Arc<FrontEnd>,
+) {
+    debug!(peer = %peer, "connection accepted");
     let mut buf = BytesMut::new();
     loop {
         let read = head::read(&mut io, &mut buf, front.max_head_bytes, front.head_timeout);
@@ -83,7 +90,7 @@ pub async fn serve(mut io: TcpStream, admission: Admission, front: Arc<FrontEnd>
             .flatten()
         {
             return match request {
-                Ok(request) => start_stream(io, request, admission, &front).await,
+                Ok(request) => start_stream(io, peer, request, admission, &front).await,
                 Err(e) => {
                     debug!(error = %e, "subscribe refused");
                     let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string(), &[]);
@@ -114,8 +121,8 @@ pub async fn serve(mut io: TcpStream, admission: Admission, front: Arc<FrontEnd>
         .await;
         match served {
             Ok(Served::TakenOver(taken, kept)) => (io, buf) = (taken.into_inner(), kept),
-            Ok(Served::Closed) => return,
-            Err(e) => return debug!(error = %e, "connection failed"),
+            Ok(Served::Closed) => return debug!(peer = %peer, "connection closed"),
+            Err(e) => return debug!(peer = %peer, error = %e, "connection failed"),
         }
     }
 }
@@ -137,10 +144,12 @@ fn subscribe_request(head: &[u8]) -> Option<Result<Subscribe, subscribe::Subscri
 /// Writes the SSE head and gives the bare socket to the broadcaster.
 async fn start_stream(
     mut io: TcpStream,
+    peer: SocketAddr,
     request: Subscribe,
     admission: Admission,
     front: &FrontEnd,
 ) {
+    let topics = request.topics.len();
     let prepared = front
         .broadcaster
         .prepare(request, Some(admission.address()));
@@ -181,6 +190,7 @@ async fn start_stream(
         Err(e) => return debug!(error = %e, "could not take over subscriber socket"),
     };
     let address = admission.into_key();
+    debug!(peer = %peer, topics, "subscribe started");
     if front
         .broadcaster
         .subscribe(socket, subscription, address)

@@ -2,6 +2,8 @@
 //! timeout, so a hang fails in seconds.
 #![allow(dead_code)]
 
+pub mod apt;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
