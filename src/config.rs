@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 
+use jsonwebtoken::Algorithm;
+
+use crate::auth::{KeyError, Secret, Verifier};
 use crate::broadcast;
 
 /// The largest `--max-body-bytes`.
@@ -170,6 +173,24 @@ pub struct Config {
     #[arg(long, env = "SSECAST_SHARDS", default_value_t = 0)]
     pub shards: usize,
 
+    /// Key publish tokens must be signed with: an HMAC secret, or (with --jwt-algorithm RS256,
+    /// ES256, ...) a PEM public key or its file. Without it anyone who reaches the port may
+    /// publish.
+    #[arg(long, env = "SSECAST_PUBLISHER_JWT_KEY", hide_env_values = true,
+          value_parser = parse_secret)]
+    pub publisher_jwt_key: Option<Secret>,
+
+    /// Key subscriber tokens must be signed with, as --publisher-jwt-key.
+    #[arg(long, env = "SSECAST_SUBSCRIBER_JWT_KEY", hide_env_values = true,
+          value_parser = parse_secret)]
+    pub subscriber_jwt_key: Option<Secret>,
+
+    /// The algorithm tokens are signed with (HS256, HS384, HS512, RS256, ..., ES256, ES384,
+    /// PS256, ..., EdDSA); a token naming another is refused.
+    #[arg(long, env = "SSECAST_JWT_ALGORITHM", default_value = "HS256",
+          value_parser = parse_algorithm)]
+    pub jwt_algorithm: Algorithm,
+
     /// Bytes of history kept for all topics together; past it the oldest events go first.
     #[arg(long, env = "SSECAST_HISTORY_BYTES", default_value_t = 64 << 20,
           value_parser = clap::value_parser!(u64).range(1024..=(1 << 40)))]
@@ -217,6 +238,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The verifier of publish tokens, if publishing needs one.
+    pub fn publisher_verifier(&self) -> Result<Option<Verifier>, KeyError> {
+        self.publisher_jwt_key
+            .as_ref()
+            .map(|key| Verifier::new(key, self.jwt_algorithm))
+            .transpose()
     }
 
     /// The broadcaster's part of the settings; `max_subscribers` is what the open-file limit
@@ -271,6 +300,17 @@ fn parse_duration(text: &str, least: Duration, most: Duration) -> Result<Duratio
         ));
     }
     Ok(duration)
+}
+
+fn parse_secret(text: &str) -> Result<Secret, String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Secret::new(text.to_owned()))
+}
+
+fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
+    Algorithm::from_str(text).map_err(|_| format!("{text} is not a JWT signing algorithm"))
 }
 
 fn parse_origin(text: &str) -> Result<String, String> {

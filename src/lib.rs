@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod address;
+pub mod auth;
 pub mod broadcast;
 pub mod config;
 mod conn;
@@ -96,6 +97,11 @@ pub async fn run_with(
     stats: Arc<Stats>,
     shutdown: impl Future,
 ) -> io::Result<()> {
+    // A key that cannot be used stops the server before anything starts.
+    let publisher = config
+        .publisher_verifier()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        .map(Arc::new);
     let max_subscribers = raise_open_file_limit();
     let settings = config.broadcast(max_subscribers);
     info!(
@@ -116,6 +122,7 @@ pub async fn run_with(
             broadcaster: broadcaster.clone(),
             stats: stats.clone(),
             metrics: metrics.clone(),
+            publisher: publisher.clone(),
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
             body_budget: BodyBudget::new(

@@ -25,6 +25,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 
 use self::budget::BodyBudget;
+use crate::auth::Verifier;
 use crate::broadcast::Broadcaster;
 use crate::metrics::Metrics;
 use crate::stats::Stats;
@@ -37,6 +38,8 @@ pub struct Context {
     pub stats: Arc<Stats>,
     /// The server's metrics, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// What publish tokens are verified with; `None` when publishing is open.
+    pub publisher: Option<Arc<Verifier>>,
     /// The largest publish body accepted.
     pub max_body_bytes: usize,
     /// The time a publish body has to arrive whole, from the start of its request.
@@ -163,7 +166,7 @@ fn preflight() -> Response<Full<Bytes>> {
     );
     headers.insert(
         "access-control-allow-headers",
-        HeaderValue::from_static("content-type, last-event-id"),
+        HeaderValue::from_static("authorization, content-type, last-event-id"),
     );
     headers.insert("access-control-max-age", HeaderValue::from_static("86400"));
     response

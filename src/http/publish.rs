@@ -12,7 +12,10 @@
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{
+    HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
 use hyper::{Request, Response, StatusCode};
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -21,6 +24,7 @@ use tokio::time::{timeout_at, Instant};
 use super::budget::{Busy, Hold};
 use super::{error, json, Context};
 use crate::address::ClientAddress;
+use crate::auth::{self, TokenError};
 use crate::broadcast::{Published, Refused};
 use crate::sse::event::{Draft, Event, EventError};
 use crate::sse::topic::MAX_TOPICS;
@@ -55,6 +59,10 @@ pub enum PublishError {
     Event(#[from] EventError),
     #[error(transparent)]
     Refused(#[from] Refused),
+    #[error(transparent)]
+    Unauthorized(#[from] TokenError),
+    #[error("the token does not allow publishing to {0:?}")]
+    Forbidden(String),
     #[error("the body parser stopped before its end")]
     Interrupted,
 }
@@ -72,6 +80,8 @@ impl PublishError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Refused(Refused::DuplicateId) => StatusCode::CONFLICT,
             Self::Refused(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Interrupted => StatusCode::INTERNAL_SERVER_ERROR,
@@ -115,9 +125,14 @@ pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<F
             if let PublishError::Busy = e {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
+            if let PublishError::Unauthorized(why) = e {
+                headers.insert(WWW_AUTHENTICATE, challenge(why));
+            }
             // The body is left unread (part of it, or all): nothing else can follow on this
             // connection.
-            if let PublishError::Busy | PublishError::TimedOut(_) = e {
+            if let PublishError::Busy | PublishError::TimedOut(_) | PublishError::Unauthorized(_) =
+                e
+            {
                 headers.insert(CONNECTION, HeaderValue::from_static("close"));
             }
             response
@@ -130,6 +145,15 @@ async fn publish(
     context: &Context,
     deadline: Instant,
 ) -> Result<Published, PublishError> {
+    // A publisher that may not publish at all is refused before its body is read.
+    let grants = match &context.publisher {
+        Some(verifier) => {
+            let header = request.headers().get(AUTHORIZATION);
+            let token = header.ok_or(TokenError::Missing)?.as_bytes();
+            Some(verifier.verify(auth::bearer(token)?)?)
+        }
+        None => None,
+    };
     let format = format(request.headers().get(CONTENT_TYPE))?;
     let limit = context.max_body_bytes;
     let declared = request
@@ -158,7 +182,21 @@ async fn publish(
         drop((body, permit));
         event?
     };
+    if let Some(grants) = grants {
+        let denied = event.topics().iter().find(|t| !grants.publish.allows(t));
+        if let Some(topic) = denied {
+            return Err(PublishError::Forbidden(topic.clone()));
+        }
+    }
     Ok(context.broadcaster.publish(event).await?)
+}
+
+/// The `WWW-Authenticate` challenge for a refused token (RFC 6750).
+fn challenge(why: TokenError) -> HeaderValue {
+    match why {
+        TokenError::Missing => HeaderValue::from_static("Bearer"),
+        _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    }
 }
 
 /// Parses and validates a body.
