@@ -128,10 +128,11 @@ fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
         let request = Subscribe {
             topics: Topics::new(vec!["t".into()]).unwrap(),
             last_event_id: None,
+            token: None,
         };
         let admission = addresses.admit(peer.ip()).unwrap();
         let subscription = broadcaster
-            .prepare(request, Some(admission.address()))
+            .prepare(request, Some(admission.address()), None)
             .unwrap();
         broadcaster
             .subscribe(socket, subscription, admission.into_key())

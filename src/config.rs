@@ -36,6 +36,8 @@ pub enum ConfigError {
     NotHostPort,
     #[error("cannot resolve {host}: {reason}")]
     Unresolvable { host: String, reason: String },
+    #[error("--subscriber-jwt-required needs --subscriber-jwt-key")]
+    RequiredWithoutKey,
 }
 
 /// An address to listen on, as given (`127.0.0.1:8080`, `localhost:8080`, `[::1]:8080`), resolved
@@ -185,6 +187,10 @@ pub struct Config {
           value_parser = parse_secret)]
     pub subscriber_jwt_key: Option<Secret>,
 
+    /// Refuse subscribes without a valid token (with --subscriber-jwt-key).
+    #[arg(long, env = "SSECAST_SUBSCRIBER_JWT_REQUIRED")]
+    pub subscriber_jwt_required: bool,
+
     /// The algorithm tokens are signed with (HS256, HS384, HS512, RS256, ..., ES256, ES384,
     /// PS256, ..., EdDSA); a token naming another is refused.
     #[arg(long, env = "SSECAST_JWT_ALGORITHM", default_value = "HS256",
@@ -231,6 +237,9 @@ pub struct Config {
 impl Config {
     /// Checks what clap cannot check flag by flag.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if self.subscriber_jwt_required && self.subscriber_jwt_key.is_none() {
+            return Err(ConfigError::RequiredWithoutKey);
+        }
         if self.max_body_bytes_in_flight < self.max_body_bytes {
             return Err(ConfigError::BudgetBelowBody(
                 self.max_body_bytes_in_flight,
@@ -238,6 +247,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The verifier of subscriber tokens, if subscribers may present one.
+    pub fn subscriber_verifier(&self) -> Result<Option<Verifier>, KeyError> {
+        self.subscriber_jwt_key
+            .as_ref()
+            .map(|key| Verifier::new(key, self.jwt_algorithm))
+            .transpose()
     }
 
     /// The verifier of publish tokens, if publishing needs one.

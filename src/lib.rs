@@ -102,6 +102,10 @@ pub async fn run_with(
         .publisher_verifier()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
         .map(Arc::new);
+    let subscriber = config
+        .subscriber_verifier()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        .map(Arc::new);
     let max_subscribers = raise_open_file_limit();
     let settings = config.broadcast(max_subscribers);
     info!(
@@ -152,6 +156,8 @@ pub async fn run_with(
             builder: builder.clone(),
             addresses,
             send_buffer,
+            subscriber: subscriber.clone(),
+            subscriber_required: config.subscriber_jwt_required,
         })
     };
     let public = front(

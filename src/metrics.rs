@@ -125,6 +125,7 @@ impl Collector for Counters {
             &[
                 ("lagged", &s.subscribers_lagged),
                 ("blocked", &s.subscribers_blocked),
+                ("expired", &s.subscribers_expired),
             ],
         )?;
         gauge(

@@ -29,6 +29,8 @@ pub struct Stats {
     pub subscribers_lagged: AtomicU64,
     /// Subscribers disconnected because their socket stayed full for too long.
     pub subscribers_blocked: AtomicU64,
+    /// Subscribers disconnected because their token expired.
+    pub subscribers_expired: AtomicU64,
     /// Connections refused because their address held its limit of connections.
     pub connections_refused_per_address: AtomicU64,
     /// Connections refused at the open-file limit.
@@ -88,6 +90,7 @@ pub struct Snapshot {
     pub frames_delivered: u64,
     pub subscribers_lagged: u64,
     pub subscribers_blocked: u64,
+    pub subscribers_expired: u64,
     pub connections_refused_per_address: u64,
     pub subscribes_refused: u64,
     pub topics: u64,
@@ -110,6 +113,7 @@ impl Stats {
             frames_delivered: self.frames_delivered.load(Relaxed),
             subscribers_lagged: self.subscribers_lagged.load(Relaxed),
             subscribers_blocked: self.subscribers_blocked.load(Relaxed),
+            subscribers_expired: self.subscribers_expired.load(Relaxed),
             connections_refused_per_address: self.connections_refused_per_address.load(Relaxed),
             subscribes_refused: self.subscribes_refused_subscribers.load(Relaxed)
                 + self.subscribes_refused_topics.load(Relaxed)

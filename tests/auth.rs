@@ -229,3 +229,156 @@ async fn an_es256_public_key_verifies_publish_tokens() {
     assert_refused(&response, 401, "", "algorithm");
     server.stop().await;
 }
+
+const SUBSCRIBER_SECRET: &str = "a subscriber secret";
+
+fn subscriber_token(claims: Value) -> String {
+    let key = EncodingKey::from_secret(SUBSCRIBER_SECRET.as_bytes()).unwrap();
+    token(claims, &key, Algorithm::HS256)
+}
+
+/// Publishes `data` to `topic` with `id`, private or not.
+async fn publish_event(server: &Server, topic: &str, id: &str, private: bool) {
+    server
+        .publish(json!({"topic": topic, "id": id, "data": "x", "private": private}))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_events_reach_only_the_subscribers_their_topics_allow() {
+    let server = Server::start(&["--subscriber-jwt-key", SUBSCRIBER_SECRET]).await;
+    let allowed = subscriber_token(json!({"mercure": {"subscribe": ["t"]}}));
+    let elsewhere = subscriber_token(json!({"mercure": {"subscribe": ["other"]}}));
+    let mut anonymous = server.subscribe("/events?topic=t", "").await;
+    let mut by_header = server
+        .subscribe(
+            "/events?topic=t",
+            &format!("Authorization: Bearer {allowed}\r\n"),
+        )
+        .await;
+    let mut by_query = server
+        .subscribe(&format!("/events?topic=t&authorization={allowed}"), "")
+        .await;
+    let mut by_cookie = server
+        .subscribe(
+            "/events?topic=t",
+            &format!("Cookie: theme=dark; mercureAuthorization={allowed}\r\n"),
+        )
+        .await;
+    let mut other_token = server
+        .subscribe(
+            "/events?topic=t",
+            &format!("Cookie: mercureAuthorization={elsewhere}\r\n"),
+        )
+        .await;
+    server.wait_for_stat("subscribers", 5).await;
+    publish_event(&server, "t", "p1", false).await;
+    publish_event(&server, "t", "s1", true).await;
+    publish_event(&server, "t", "p2", false).await;
+    for stream in [&mut by_header, &mut by_query, &mut by_cookie] {
+        for id in ["p1", "s1", "p2"] {
+            assert_eq!(stream.event_id().await, id);
+        }
+    }
+    for stream in [&mut anonymous, &mut other_token] {
+        assert_eq!(stream.event_id().await, "p1");
+        assert_eq!(
+            stream.event_id().await,
+            "p2",
+            "the private event is not sent"
+        );
+    }
+    // Resuming, history keeps the same rule.
+    let mut resumed = server
+        .subscribe(
+            "/events?topic=t",
+            &format!("Last-Event-ID: p1\r\nAuthorization: Bearer {allowed}\r\n"),
+        )
+        .await;
+    assert_eq!(resumed.event_id().await, "s1");
+    assert_eq!(resumed.event_id().await, "p2");
+    let mut resumed = server
+        .subscribe("/events?topic=t", "Last-Event-ID: p1\r\n")
+        .await;
+    assert_eq!(resumed.event_id().await, "p2");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_subscriber_token_gets_401_and_a_required_one_is_required() {
+    let server = Server::start(&[
+        "--subscriber-jwt-key",
+        SUBSCRIBER_SECRET,
+        "--subscriber-jwt-required",
+    ])
+    .await;
+    let expired = subscriber_token(json!({"mercure": {"subscribe": ["*"]}, "exp": now() - 5}));
+    let forged = hs256(json!({"mercure": {"subscribe": ["*"]}}));
+    let cases = [
+        (String::new(), "Bearer", "required"),
+        (
+            format!("Authorization: Bearer {expired}\r\n"),
+            "invalid_token",
+            "expired",
+        ),
+        (
+            format!("Cookie: mercureAuthorization={forged}\r\n"),
+            "invalid_token",
+            "signature",
+        ),
+        (
+            "Authorization: Basic abc\r\n".to_owned(),
+            "invalid_token",
+            "malformed",
+        ),
+    ];
+    for (headers, challenge, error) in cases {
+        let stream = server.subscribe("/events?topic=t", &headers).await;
+        assert!(stream.head.starts_with("HTTP/1.1 401"), "{}", stream.head);
+        assert!(
+            stream.head.contains("www-authenticate: Bearer") && stream.head.contains(challenge),
+            "{}",
+            stream.head
+        );
+        let body: Value = serde_json::from_slice(&stream.rest().await).unwrap();
+        assert!(body["error"].as_str().unwrap().contains(error), "{body}");
+    }
+    let good = subscriber_token(json!({"mercure": {"subscribe": ["t"]}}));
+    let stream = server
+        .subscribe(
+            "/events?topic=t",
+            &format!("Authorization: Bearer {good}\r\n"),
+        )
+        .await;
+    assert!(stream.head.starts_with("HTTP/1.1 200"), "{}", stream.head);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_when_its_token_expires() {
+    let server = Server::start(&["--subscriber-jwt-key", SUBSCRIBER_SECRET]).await;
+    let expires = now() + 2;
+    let short = subscriber_token(json!({"mercure": {"subscribe": ["t"]}, "exp": expires}));
+    let lasting = subscriber_token(json!({"mercure": {"subscribe": ["t"]}, "exp": now() + 600}));
+    let ending = server
+        .subscribe(
+            "/events?topic=t",
+            &format!("Authorization: Bearer {short}\r\n"),
+        )
+        .await;
+    let mut staying = server
+        .subscribe(
+            "/events?topic=t",
+            &format!("Authorization: Bearer {lasting}\r\n"),
+        )
+        .await;
+    server.wait_for_stat("subscribers", 2).await;
+    ending.rest().await;
+    assert!(now() >= expires, "ended before its token expired");
+    let stats = server.stats().await;
+    assert_eq!(stats["subscribers_expired"], 1, "{stats}");
+    assert_eq!(stats["subscribers"], 1, "{stats}");
+    publish_event(&server, "t", "after", true).await;
+    assert_eq!(staying.event_id().await, "after");
+    server.stop().await;
+}

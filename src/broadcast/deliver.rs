@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::history::{Lagged, Publication, Seq};
 use super::subscriber::{PackedProgress, Progress, Subscriber, TopicLinks};
 use super::topic::Topic;
+use crate::auth::Selectors;
 use crate::sse::event::KEEP_ALIVE;
 use crate::sse::topic::MAX_TOPICS;
 use crate::stats::Stats;
@@ -63,8 +64,14 @@ pub enum KeptAlive {
     Gone,
 }
 
-/// Writes every frame after `subscriber.cursor` it can, adding what it wrote to `delivered`.
-pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], delivered: &mut Delivered) -> Flushed {
+/// Writes every frame after `subscriber.cursor` it can, adding what it wrote to `delivered`;
+/// a private frame only if `access` (the subscriber's token's selectors) admits it.
+pub fn flush(
+    subscriber: &mut Subscriber,
+    topics: &[Topic],
+    access: Option<&Selectors>,
+    delivered: &mut Delivered,
+) -> Flushed {
     let Subscriber {
         socket,
         progress,
@@ -72,7 +79,7 @@ pub fn flush(subscriber: &mut Subscriber, topics: &[Topic], delivered: &mut Deli
         topics: links,
         ..
     } = subscriber;
-    flush_to(&*socket, progress, cursor, links, topics, delivered)
+    flush_to(&*socket, progress, cursor, links, topics, access, delivered)
 }
 
 /// Writes a keep-alive comment to an idle subscriber, adding its bytes to `delivered`.
@@ -121,6 +128,7 @@ fn flush_to(
     cursor: &mut Seq,
     links: &TopicLinks,
     topics: &[Topic],
+    access: Option<&Selectors>,
     delivered: &mut Delivered,
 ) -> Flushed {
     loop {
@@ -137,17 +145,25 @@ fn flush_to(
             Progress::Frame(written) => first_offset = written as usize,
             Progress::Idle => {}
         }
-        match gather(
+        let examined = match gather(
             *cursor,
             links,
             topics,
+            access,
             first_offset,
             &mut bufs[len..],
             &mut seqs[len..],
         ) {
-            Ok(gathered) => len += gathered,
+            Ok(gathered) => {
+                len += gathered.len;
+                // Frames it may not see are passed, never sent: the cursor moves over them.
+                if let Some(passed) = gathered.passed {
+                    *cursor = passed;
+                }
+                gathered.examined
+            }
             Err(Lagged) => return Flushed::Lagged,
-        }
+        };
         if len == 0 {
             *progress = PackedProgress::IDLE;
             return Flushed::CaughtUp;
@@ -180,6 +196,7 @@ fn flush_to(
         // writability event.
         if written == total && len < MAX_WRITEV_BUFS {
             *progress = PackedProgress::IDLE;
+            *cursor = (*cursor).max(examined);
             return Flushed::CaughtUp;
         }
     }
@@ -218,21 +235,44 @@ fn advance(
     }
 }
 
-/// Fills `bufs` with the frames after the cursor, merged across topics; the first starts at
-/// `first_offset`. Returns how many it filled.
+/// What [`gather`] found.
+struct Gathered {
+    /// Buffers filled.
+    len: usize,
+    /// The last frame before the first one filled (or of all, if none was) that `access`
+    /// does not admit: the cursor may move past it.
+    passed: Option<Seq>,
+    /// The last frame looked at, filled or not: once every buffer is written, when they were
+    /// not all filled, the cursor may move to it.
+    examined: Seq,
+}
+
+/// Fills `bufs` with the frames after the cursor that `access` admits, merged across topics;
+/// the first starts at `first_offset`.
 fn gather<'a>(
     cursor: Seq,
     links: &TopicLinks,
     topics: &'a [Topic],
+    access: Option<&Selectors>,
     first_offset: usize,
     bufs: &mut [IoSlice<'a>],
     seqs: &mut [Seq],
-) -> Result<usize, Lagged> {
+) -> Result<Gathered, Lagged> {
     let mut len = 0;
-    let mut push = |seq: Seq, frame: &'a [u8]| {
+    let mut passed = None;
+    let mut examined = cursor;
+    let mut push = |publication: &'a Publication| {
+        examined = publication.seq;
+        if !publication.audience.admits(access) {
+            if len == 0 {
+                passed = Some(publication.seq);
+            }
+            return true;
+        }
         let skip = if len == 0 { first_offset } else { 0 };
+        let frame = &publication.frame;
         bufs[len] = IoSlice::new(frame.get(skip..).unwrap_or_default());
-        seqs[len] = seq;
+        seqs[len] = publication.seq;
         len += 1;
         len < bufs.len()
     };
@@ -242,7 +282,7 @@ fn gather<'a>(
             let mut index = history.position_after(cursor)?;
             while let Some(publication) = history.get(index) {
                 index += 1;
-                if !push(publication.seq, &publication.frame) {
+                if !push(publication) {
                     break;
                 }
             }
@@ -261,23 +301,30 @@ fn gather<'a>(
                         topics[link.topic as usize].history.get(position)
                     })
                     .min_by_key(|publication| publication.seq);
-                let Some(Publication { seq, frame, .. }) = next else {
+                let Some(publication) = next else {
                     break;
                 };
                 // The same event in several of its topics has one `Seq`: step past it in each.
                 for (link, position) in links.iter().zip(positions.iter_mut()) {
                     let history = &topics[link.topic as usize].history;
-                    if history.get(*position).is_some_and(|p| p.seq == *seq) {
+                    if history
+                        .get(*position)
+                        .is_some_and(|p| p.seq == publication.seq)
+                    {
                         *position += 1;
                     }
                 }
-                if !push(*seq, frame) {
+                if !push(publication) {
                     break;
                 }
             }
         }
     }
-    Ok(len)
+    Ok(Gathered {
+        len,
+        passed,
+        examined,
+    })
 }
 
 #[cfg(test)]
@@ -287,7 +334,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::broadcast::history::Publication;
+    use crate::broadcast::history::{Audience, Publication};
     use crate::broadcast::subscriber::TopicLink;
     use crate::broadcast::topic::TopicId;
 
@@ -337,6 +384,7 @@ mod tests {
         progress: PackedProgress,
         cursor: Seq,
         links: TopicLinks,
+        access: Option<Selectors>,
     }
 
     impl Reader {
@@ -349,6 +397,7 @@ mod tests {
                 progress: PackedProgress::IDLE,
                 cursor: 0,
                 links: TopicLinks::new(links),
+                access: None,
             }
         }
 
@@ -364,6 +413,7 @@ mod tests {
                     &mut self.cursor,
                     &self.links,
                     topics,
+                    self.access.as_ref(),
                     &mut delivered,
                 );
                 match flushed {
@@ -388,13 +438,22 @@ mod tests {
 
     /// Topics `count`, with each `(seq, topics)` published in order.
     fn published(count: usize, events: &[(Seq, &[TopicId])]) -> Vec<Topic> {
+        let events: Vec<_> = events.iter().map(|&(seq, ids)| (seq, ids, None)).collect();
+        published_to(count, &events)
+    }
+
+    /// As [`published`], each event private to the topic names given, or public.
+    fn published_to(count: usize, events: &[(Seq, &[TopicId], Option<&str>)]) -> Vec<Topic> {
         let mut topics: Vec<Topic> = (0..count).map(|_| Topic::new(1000)).collect();
-        for &(seq, ids) in events {
+        for &(seq, ids, private) in events {
             let publication = Arc::new(Publication {
                 seq,
                 topics: ids.into(),
                 frame: frame(seq),
                 published_at: std::time::Instant::now(),
+                audience: private.map_or(Audience::Everyone, |name| {
+                    Audience::Allowed(Box::new([name.into()]))
+                }),
             });
             for &id in ids {
                 topics[id as usize].history.push(publication.clone());
@@ -434,6 +493,33 @@ mod tests {
     }
 
     #[test]
+    fn private_frames_reach_only_a_token_that_allows_them_and_are_passed_by_the_rest() {
+        let events: [(Seq, &[TopicId], Option<&str>); 5] = [
+            (1, &[0], Some("secret")),
+            (2, &[0], None),
+            (3, &[0], Some("secret")),
+            (4, &[0], Some("other")),
+            (5, &[0], Some("secret")),
+        ];
+        let topics = published_to(1, &events);
+        let mut anonymous = Reader::of(&[0]);
+        let mut out = Trickle::new(1000);
+        anonymous.drain(&mut out, &topics);
+        assert_eq!(out.taken, frames([2]));
+        assert_eq!(anonymous.cursor, 5, "the cursor passes what it may not see");
+        let mut allowed = Reader::of(&[0]);
+        allowed.access = Some(Selectors::parse(["secret"]));
+        let mut out = Trickle::new(3);
+        allowed.drain(&mut out, &topics);
+        assert_eq!(out.taken, frames([1, 2, 3, 5]));
+        let mut everything = Reader::of(&[0]);
+        everything.access = Some(Selectors::parse(["*"]));
+        let mut out = Trickle::new(1000);
+        everything.drain(&mut out, &topics);
+        assert_eq!(out.taken, frames(1..=5));
+    }
+
+    #[test]
     fn a_partial_keep_alive_is_finished_before_the_next_frame() {
         let topics = published(1, &[(1, &[0])]);
         let mut reader = Reader::of(&[0]);
@@ -463,6 +549,7 @@ mod tests {
             &mut reader.cursor,
             &reader.links,
             &topics,
+            None,
             &mut Delivered::default(),
         );
         assert_eq!(flushed, Flushed::Lagged);

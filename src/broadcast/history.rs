@@ -23,6 +23,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::topic::TopicId;
+use crate::auth::Selectors;
 
 /// A publish's place in the total order of publishes, starting at 1.
 pub type Seq = u64;
@@ -38,6 +39,30 @@ pub struct Publication {
     pub frame: Bytes,
     /// When it was published, to measure how long delivery took.
     pub published_at: Instant,
+    /// Who may receive it.
+    pub audience: Audience,
+}
+
+/// Who may receive a publication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// Every subscriber of its topics.
+    Everyone,
+    /// A private event: only subscribers whose token's selectors match one of these topics.
+    Allowed(Box<[Box<str>]>),
+}
+
+impl Audience {
+    /// Whether a subscriber with `access` (its token's subscribe selectors, if it has a token)
+    /// may receive it.
+    pub fn admits(&self, access: Option<&Selectors>) -> bool {
+        match self {
+            Self::Everyone => true,
+            Self::Allowed(topics) => {
+                access.is_some_and(|selectors| topics.iter().any(|topic| selectors.allows(topic)))
+            }
+        }
+    }
 }
 
 /// A frame this subscriber needs was dropped from history.
@@ -144,6 +169,7 @@ pub(super) mod tests {
             topics: Box::new([0]),
             frame: Bytes::from(format!("id: {}\ndata: x\n\n", seq * 10)),
             published_at: Instant::now(),
+            audience: Audience::Everyone,
         })
     }
 

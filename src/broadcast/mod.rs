@@ -10,6 +10,7 @@
 //!
 //! Knows no HTTP: it gets sockets whose response head is written, and validated events.
 
+mod access;
 mod deliver;
 mod history;
 mod ledger;
@@ -21,6 +22,7 @@ mod table;
 mod topic;
 mod wheel;
 
+use std::collections::HashSet;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -31,12 +33,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tracing::error;
 
-use self::history::{Publication, Seq};
+use self::history::{Audience, Publication, Seq};
 use self::ledger::Ledger;
 use self::resume::Resume;
 use self::shard::{Command, NewSubscriber, Shard, WAKER};
 use self::topic::{Freed, Registry, TopicId};
 use crate::address::{AddressKey, Addresses, ClientAddress};
+use crate::auth::{Grants, Selectors};
 use crate::sse::event::{self, Event};
 use crate::sse::subscribe::Subscribe;
 use crate::stats::Stats;
@@ -90,6 +93,19 @@ pub struct Subscription {
     topics: Option<Box<[TopicId]>>,
     /// Where it resumes, if it does.
     resume: Option<Resume>,
+    /// What its token allows, if it has one.
+    access: Option<Access>,
+}
+
+/// What a subscriber's token allows: the private events of the topics its selectors match
+/// (an interned set, shared by every subscriber whose token has the same selectors), until it
+/// expires.
+#[derive(Debug)]
+pub(crate) struct Access {
+    /// Its `mercure.subscribe` selectors.
+    selectors: Arc<Selectors>,
+    /// When its token expires, in seconds since the Unix epoch.
+    expires: Option<u64>,
 }
 
 /// What a publish did.
@@ -143,6 +159,8 @@ struct Hub {
     seq: Seq,
     /// The last id assigned, in microseconds since the Unix epoch.
     last_assigned: u64,
+    /// The selector sets of subscribers' tokens, each held once.
+    selectors: HashSet<Arc<Selectors>>,
 }
 
 struct ShardHandle {
@@ -175,6 +193,7 @@ impl Broadcaster {
             ledger: Ledger::new(settings.history_bytes, count),
             seq: 0,
             last_assigned: 0,
+            selectors: HashSet::new(),
         };
         let inner = Arc::new(Inner {
             hub: Mutex::new(hub),
@@ -215,6 +234,7 @@ impl Broadcaster {
         &self,
         request: Subscribe,
         client: Option<ClientAddress>,
+        grants: Option<Grants>,
     ) -> Result<Subscription, Refused> {
         let inner = &self.inner;
         if inner.admitted.fetch_add(1, Relaxed) >= inner.max_subscribers {
@@ -238,10 +258,15 @@ impl Broadcaster {
             found: hub.ledger.find(asked.as_bytes()),
             asked: asked.into_boxed_str(),
         });
+        let access = grants.map(|grants| Access {
+            selectors: hub.intern_selectors(grants.subscribe),
+            expires: grants.expires,
+        });
         Ok(Subscription {
             broadcaster: self.clone(),
             topics: Some(topics),
             resume,
+            access,
         })
     }
 
@@ -257,6 +282,7 @@ impl Broadcaster {
             socket,
             topics: subscription.topics.take().unwrap_or_default(),
             resume: subscription.resume.take(),
+            access: subscription.access.take(),
             address,
         };
         let index = self.inner.next_shard.fetch_add(1, Relaxed) % self.inner.shards.len();
@@ -286,6 +312,12 @@ impl Broadcaster {
                 topics,
                 frame: event::encode(&id, &event),
                 published_at: now,
+                audience: match event.is_private() {
+                    false => Audience::Everyone,
+                    true => Audience::Allowed(
+                        event.topics().iter().map(|t| t.as_str().into()).collect(),
+                    ),
+                },
             });
             let mut freed = Vec::new();
             let Hub {
@@ -325,6 +357,8 @@ impl Broadcaster {
         let mut freed = Vec::new();
         hub.registry
             .sweep(Instant::now(), self.inner.topic_idle, &mut freed);
+        // Selector sets no subscriber holds any more.
+        hub.selectors.retain(|shared| Arc::strong_count(shared) > 1);
         if !freed.is_empty() {
             // Their history goes with them: what no held topic names leaves the ledger.
             let Hub {
@@ -433,6 +467,16 @@ impl Drop for Subscription {
 }
 
 impl Hub {
+    /// The shared copy of `selectors`.
+    fn intern_selectors(&mut self, selectors: Selectors) -> Arc<Selectors> {
+        if let Some(shared) = self.selectors.get(&selectors) {
+            return shared.clone();
+        }
+        let shared = Arc::new(selectors);
+        self.selectors.insert(shared.clone());
+        shared
+    }
+
     /// A time-based id: microseconds since the Unix epoch, made strictly increasing (and
     /// unlike any id history holds), so ids keep increasing across restarts as long as the
     /// clock does.

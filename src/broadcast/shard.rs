@@ -21,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::event::Event;
 use mio::unix::SourceFd;
@@ -30,6 +30,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::oneshot;
 use tracing::debug;
 
+use super::access::Authorized;
 use super::deliver::{self, flush, write_whole, Delivered, Flushed, KeptAlive};
 use super::history::{Publication, Seq};
 use super::membership;
@@ -38,7 +39,7 @@ use super::subscriber::{PackedProgress, Subscriber};
 use super::table::Table;
 use super::topic::{Freed, Topic, TopicId};
 use super::wheel::{Wheel, WheelLink};
-use super::{Inner, Settings};
+use super::{Access, Inner, Settings};
 use crate::address::AddressKey;
 use crate::stats::Stats;
 
@@ -94,6 +95,8 @@ pub(super) struct NewSubscriber {
     pub topics: Box<[TopicId]>,
     /// Where it resumes, if it does.
     pub resume: Option<Resume>,
+    /// What its token allows, if it has one.
+    pub access: Option<Access>,
     /// Its connection's count against its client address.
     pub address: AddressKey,
 }
@@ -143,6 +146,10 @@ pub(super) struct Shard {
     lagged: Vec<u32>,
     /// Slots whose socket stayed full too long, to drop at the end of the turn (reused).
     blocked: Vec<u32>,
+    /// Slots whose token has expired, to drop at the end of the turn (reused).
+    expired: Vec<u32>,
+    /// The subscribers with a token: what each may see, and when each expires.
+    authorized: Authorized,
     /// Slots the wheel reports idle (reused likewise).
     due: Vec<u32>,
     /// The topics of the subscribers dropped this turn, one entry per subscription (reused).
@@ -186,6 +193,8 @@ impl Shard {
             gone: Vec::new(),
             lagged: Vec::new(),
             blocked: Vec::new(),
+            expired: Vec::new(),
+            authorized: Authorized::default(),
             due: Vec::new(),
             released_topics: Vec::new(),
             released_addresses: Vec::new(),
@@ -218,6 +227,7 @@ impl Shard {
                 self.deliver();
             }
             self.keep_alive();
+            self.end_expired_tokens();
             self.reap();
         }
         self.close_all();
@@ -370,6 +380,9 @@ impl Shard {
         };
         let inserted = self.table.insert(subscriber);
         debug_assert_eq!(inserted, slot);
+        if let Some(access) = new.access {
+            self.authorized.insert(slot, access);
+        }
         let tick = self.wheel.tick_at(Instant::now());
         self.wheel.insert(&mut self.table, slot, tick);
         self.stats.subscribers.fetch_add(1, Relaxed);
@@ -390,7 +403,8 @@ impl Shard {
             return;
         };
         let mut delivered = Delivered::default();
-        let flushed = flush(subscriber, &self.topics, &mut delivered);
+        let access = self.authorized.selectors(slot);
+        let flushed = flush(subscriber, &self.topics, access, &mut delivered);
         delivered.count(&self.stats);
         self.drop_if_done(slot, flushed);
     }
@@ -447,7 +461,8 @@ impl Shard {
                     continue;
                 }
                 subscriber.wheel.touch(tick);
-                let flushed = flush(subscriber, &self.topics, &mut delivered);
+                let access = self.authorized.selectors(slot);
+                let flushed = flush(subscriber, &self.topics, access, &mut delivered);
                 self.drop_if_done(slot, flushed);
                 writes += 1;
                 if writes % WRITES_BETWEEN_COMMANDS == 0 {
@@ -509,6 +524,15 @@ impl Shard {
         self.due = due;
     }
 
+    /// Marks the subscribers whose token has expired to be dropped: their browsers reconnect
+    /// and authenticate again.
+    fn end_expired_tokens(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        self.authorized.expired(now, &mut self.expired);
+    }
+
     /// Drops the subscribers marked during the turn, gives back what they held, and gives
     /// back table memory.
     fn reap(&mut self) {
@@ -522,18 +546,25 @@ impl Shard {
             &self.stats.subscribers_blocked,
             "blocked for too long",
         );
+        count_dropped(
+            &self.expired,
+            &self.stats.subscribers_expired,
+            "whose token expired",
+        );
         let mut gone = take(&mut self.gone);
         let mut lagged = take(&mut self.lagged);
         let mut blocked = take(&mut self.blocked);
+        let mut expired = take(&mut self.expired);
         let mut removed = 0;
         for slot in gone
             .drain(..)
             .chain(lagged.drain(..))
             .chain(blocked.drain(..))
+            .chain(expired.drain(..))
         {
             removed += self.remove(slot) as usize;
         }
-        (self.gone, self.lagged, self.blocked) = (gone, lagged, blocked);
+        (self.gone, self.lagged, self.blocked, self.expired) = (gone, lagged, blocked, expired);
         if removed > 0 {
             self.give_back(removed);
             // Last, so that whoever sees the count fall finds everything given back.
@@ -566,6 +597,7 @@ impl Shard {
             return false;
         };
         self.released_addresses.push(subscriber.address);
+        self.authorized.remove(slot);
         let links = subscriber.topics.as_slice();
         self.released_topics
             .extend(links.iter().map(|link| link.topic));

@@ -28,9 +28,10 @@ use self::deadline::Deadline;
 use self::handback::Served;
 use self::head::{HeadError, MAX_HEADERS};
 use crate::address::{Addresses, Admission};
+use crate::auth::{Grants, TokenError, Verifier};
 use crate::broadcast::{Broadcaster, Refused, TopicRefused};
 use crate::http::{self, error};
-use crate::sse::subscribe::{self, Subscribe};
+use crate::sse::subscribe::{self, Subscribe, SubscribeError};
 
 /// The most unread input a refused connection reads and discards before it closes.
 const LINGER_BYTES: usize = 64 * 1024;
@@ -60,6 +61,10 @@ pub struct FrontEnd {
     /// `SO_SNDBUF` for each accepted socket (0: the kernel's default): what a client that
     /// stops reading can make the kernel hold, subscriber or not.
     pub send_buffer: usize,
+    /// What subscriber tokens are verified with; `None`: tokens are not looked at.
+    pub subscriber: Option<Arc<Verifier>>,
+    /// Whether a subscribe needs a valid token.
+    pub subscriber_required: bool,
 }
 
 /// What a client refused at a limit is told to wait before trying again, in seconds.
@@ -91,6 +96,7 @@ pub async fn serve(
         {
             return match request {
                 Ok(request) => start_stream(io, peer, request, admission, &front).await,
+                Err(SubscribeError::Token(e)) => unauthorized(io, e).await,
                 Err(e) => {
                     debug!(error = %e, "subscribe refused");
                     let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string(), &[]);
@@ -141,18 +147,47 @@ fn subscribe_request(head: &[u8]) -> Option<Result<Subscribe, subscribe::Subscri
     subscribe::is_subscribe(&request).then(|| subscribe::parse(&request))
 }
 
+/// Answers a subscribe whose token was refused `401`, with the challenge of RFC 6750.
+async fn unauthorized(io: TcpStream, error: TokenError) {
+    debug!(error = %error, "subscribe refused");
+    let challenge = match error {
+        TokenError::Missing => "Bearer",
+        _ => "Bearer error=\"invalid_token\"",
+    };
+    let headers = [("www-authenticate", challenge)];
+    let answer = error::raw(StatusCode::UNAUTHORIZED, &error.to_string(), &headers);
+    answer_and_close(io, &answer).await;
+}
+
+/// What a subscribe's token allows: `None` for an anonymous subscriber (or when tokens are not
+/// looked at); a bad token, or none where one is required, is an error.
+fn authorize(request: &mut Subscribe, front: &FrontEnd) -> Result<Option<Grants>, TokenError> {
+    let Some(verifier) = &front.subscriber else {
+        return Ok(None);
+    };
+    match request.token.take() {
+        Some(token) => verifier.verify(&token).map(Some),
+        None if front.subscriber_required => Err(TokenError::Missing),
+        None => Ok(None),
+    }
+}
+
 /// Writes the SSE head and gives the bare socket to the broadcaster.
 async fn start_stream(
     mut io: TcpStream,
     peer: SocketAddr,
-    request: Subscribe,
+    mut request: Subscribe,
     admission: Admission,
     front: &FrontEnd,
 ) {
     let topics = request.topics.len();
+    let grants = match authorize(&mut request, front) {
+        Ok(grants) => grants,
+        Err(e) => return unauthorized(io, e).await,
+    };
     let prepared = front
         .broadcaster
-        .prepare(request, Some(admission.address()));
+        .prepare(request, Some(admission.address()), grants);
     let subscription = match prepared {
         Ok(subscription) => subscription,
         Err(Refused::Closed) => return,

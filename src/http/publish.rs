@@ -280,6 +280,8 @@ fn parse_form(body: &[u8]) -> Result<Draft, PublishError> {
             "retry" => {
                 event.retry = Some(field.value()?.parse().map_err(|_| PublishError::Retry)?);
             }
+            // Mercure's `private=on`: set with any value.
+            "private" => event.private = !field.value()?.is_empty(),
             _ => {}
         }
     }
@@ -306,6 +308,8 @@ struct JsonEvent {
     event: Option<String>,
     id: Option<String>,
     retry: Option<u64>,
+    #[serde(default)]
+    private: bool,
 }
 
 /// `topic` in JSON: one name or a list of names. Of a list it keeps what [`keep_topic`] keeps
@@ -363,6 +367,7 @@ fn parse_json(body: &[u8]) -> Result<Draft, PublishError> {
         event: json.event,
         id: json.id,
         retry: json.retry,
+        private: json.private,
     })
 }
 

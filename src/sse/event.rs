@@ -30,6 +30,8 @@ pub struct Draft {
     pub id: Option<String>,
     /// The reconnection delay to tell clients (`retry:`), in milliseconds.
     pub retry: Option<u64>,
+    /// Whether only subscribers whose token allows one of its topics may receive it.
+    pub private: bool,
 }
 
 /// A validated event, ready to encode: made only by [`Draft::validate`].
@@ -45,6 +47,8 @@ pub struct Event {
     id: Option<String>,
     /// The reconnection delay, in milliseconds.
     retry: Option<u64>,
+    /// Whether it goes only to subscribers whose token allows one of its topics.
+    private: bool,
 }
 
 /// Why an event was refused.
@@ -80,6 +84,7 @@ impl Draft {
             event: self.event,
             id: self.id,
             retry: self.retry,
+            private: self.private,
         })
     }
 }
@@ -93,6 +98,11 @@ impl Event {
     /// The id the publisher chose, if any.
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
+    }
+
+    /// Whether it goes only to subscribers whose token allows one of its topics.
+    pub fn is_private(&self) -> bool {
+        self.private
     }
 }
 

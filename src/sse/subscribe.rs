@@ -3,9 +3,12 @@
 //! Topics come from repeated `topic` query parameters (none means [`DEFAULT_TOPIC`]). A resume
 //! point comes from the `Last-Event-ID` header, which a browser's `EventSource` sends when it
 //! reconnects, or from `lastEventId` in the query for clients that cannot set headers; the
-//! header wins when both are present, since it is the newer of the two.
+//! header wins when both are present, since it is the newer of the two. A token comes from an
+//! `Authorization: Bearer` header, else the `authorization` query parameter, else the
+//! `mercureAuthorization` cookie (a browser's `EventSource` can send only the cookie).
 
 use super::topic::{TopicError, Topics, DEFAULT_TOPIC};
+use crate::auth::{self, TokenError};
 use crate::urlencoded::{self, NotUtf8};
 
 /// The path a subscribe is made on.
@@ -18,7 +21,12 @@ pub struct Subscribe {
     pub topics: Topics,
     /// The id of the last event the client has, if it resumes.
     pub last_event_id: Option<String>,
+    /// The token it presents, if any (unverified).
+    pub token: Option<String>,
 }
+
+/// The cookie a subscriber's token may come in.
+pub const TOKEN_COOKIE: &str = "mercureAuthorization";
 
 /// Why a subscribe request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +37,8 @@ pub enum SubscribeError {
     Query(#[from] NotUtf8),
     #[error("Last-Event-ID is not valid UTF-8")]
     LastEventIdNotUtf8,
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 /// Whether a request head is a subscribe: `GET /events`, with or without a query.
@@ -45,12 +55,25 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
     let query = path.split_once('?').map_or("", |(_, query)| query);
     let mut topics = Vec::new();
     let mut last_event_id = None;
+    let mut token = None;
     for (name, value) in urlencoded::parse(query.as_bytes())? {
         match name.as_str() {
             "topic" => topics.push(value),
             "lastEventId" if !value.is_empty() => last_event_id = Some(value),
+            "authorization" if !value.is_empty() => token = Some(value),
             _ => {}
         }
+    }
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(move |h| h.name.eq_ignore_ascii_case(name))
+    };
+    if let Some(authorization) = header("authorization") {
+        token = Some(auth::bearer(authorization.value)?.to_owned());
+    } else if token.is_none() {
+        token = header("cookie").and_then(|cookie| token_cookie(cookie.value));
     }
     let header = request
         .headers
@@ -67,6 +90,16 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
     Ok(Subscribe {
         topics: Topics::new(topics)?,
         last_event_id,
+        token,
+    })
+}
+
+/// The token in a `Cookie` header's value, if it has one.
+fn token_cookie(cookies: &[u8]) -> Option<String> {
+    let cookies = std::str::from_utf8(cookies).ok()?;
+    cookies.split(';').find_map(|cookie| {
+        let (name, value) = cookie.trim().split_once('=')?;
+        (name == TOKEN_COOKIE && !value.is_empty()).then(|| value.trim_matches('"').to_owned())
     })
 }
 
@@ -101,6 +134,33 @@ mod tests {
         assert!(!parsed(b"GET /eventsx HTTP/1.1\r\n\r\n").0);
         assert!(!parsed(b"GET /events/x HTTP/1.1\r\n\r\n").0);
         assert!(parsed(b"GET /events HTTP/1.1\r\n\r\n").0);
+    }
+
+    #[test]
+    fn a_token_comes_from_the_header_then_the_query_then_the_cookie() {
+        let token = |head: &[u8]| parsed(head).1.map(|sub| sub.token);
+        let cookie = "Cookie: a=b; mercureAuthorization=c.o.okie; x=y\r\n";
+        let query = "GET /events?authorization=q.u.ery HTTP/1.1\r\n";
+        assert_eq!(
+            token(format!("{query}Authorization: Bearer h.ea.der\r\n{cookie}\r\n").as_bytes()),
+            Ok(Some("h.ea.der".into()))
+        );
+        assert_eq!(
+            token(format!("{query}{cookie}\r\n").as_bytes()),
+            Ok(Some("q.u.ery".into()))
+        );
+        assert_eq!(
+            token(format!("GET /events HTTP/1.1\r\n{cookie}\r\n").as_bytes()),
+            Ok(Some("c.o.okie".into()))
+        );
+        assert_eq!(
+            token(b"GET /events HTTP/1.1\r\nCookie: a=b\r\n\r\n"),
+            Ok(None)
+        );
+        assert_eq!(
+            token(b"GET /events HTTP/1.1\r\nAuthorization: Basic x\r\n\r\n"),
+            Err(SubscribeError::Token(TokenError::Malformed))
+        );
     }
 
     #[test]
