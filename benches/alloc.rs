@@ -129,6 +129,7 @@ fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
             topics: Topics::new(vec!["t".into()]).unwrap(),
             last_event_id: None,
             token: None,
+            origin: None,
         };
         let admission = addresses.admit(peer.ip()).unwrap();
         let subscription = broadcaster

@@ -168,8 +168,8 @@ pub struct Config {
     pub write_timeout: Duration,
 
     /// Value of Access-Control-Allow-Origin on every response (e.g. * or https://app.example).
-    #[arg(long, env = "SSECAST_CORS_ORIGIN", value_parser = parse_origin)]
-    pub cors_origin: Option<String>,
+    #[arg(long, env = "SSECAST_CORS_ORIGIN", value_parser = parse_origin, value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
 
     /// Broadcaster threads, each owning a share of the subscribers; 0 means one per CPU.
     #[arg(long, env = "SSECAST_SHARDS", default_value_t = 0)]

@@ -34,7 +34,6 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
@@ -47,6 +46,7 @@ use crate::broadcast::Broadcaster;
 use crate::config::Config;
 use crate::conn::FrontEnd;
 use crate::http::budget::BodyBudget;
+use crate::http::cors::Cors;
 use crate::http::Routes;
 use crate::stats::Stats;
 
@@ -114,10 +114,7 @@ pub async fn run_with(
     );
     let addresses = Addresses::new(config.max_connections_per_ip);
     let (broadcaster, shards) = Broadcaster::start(&settings, addresses.clone(), stats.clone())?;
-    let cors_origin = config
-        .cors_origin
-        .as_deref()
-        .and_then(|origin| HeaderValue::from_str(origin).ok());
+    let cors = Cors::new(&config.cors_origin);
     let metrics = Arc::new(metrics::Metrics::new(stats.clone()));
     // Each listener has a body budget of its own, so that the public one cannot starve the
     // internal one.
@@ -134,7 +131,7 @@ pub async fn run_with(
                 config.max_body_bytes,
                 stats.clone(),
             ),
-            cors_origin: cors_origin.clone(),
+            cors: cors.clone(),
             routes,
         })
     };
@@ -148,7 +145,8 @@ pub async fn run_with(
         Arc::new(FrontEnd {
             http,
             broadcaster: broadcaster.clone(),
-            sse_head: sse::head::encode(config.cors_origin.as_deref()),
+            sse_head: sse::head::encode(None, false),
+            cors: cors.clone(),
             max_head_bytes: config.max_head_bytes as usize,
             head_timeout: config.head_timeout,
             write_timeout: config.write_timeout,

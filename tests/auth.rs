@@ -382,3 +382,68 @@ async fn a_stream_ends_when_its_token_expires() {
     assert_eq!(staying.event_id().await, "after");
     server.stop().await;
 }
+
+/// The answer to `method path` with these header lines.
+async fn answer(server: &Server, method: &str, path: &str, headers: &str) -> support::Response {
+    let raw = format!("{method} {path} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n");
+    request(server.addr, raw).await
+}
+
+fn header<'a>(response: &'a support::Response, name: &str) -> Option<&'a str> {
+    response.head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_origins_get_credentials_and_the_wildcard_does_not() {
+    let server = Server::start(&[
+        "--cors-origin",
+        "https://app.example",
+        "--cors-origin",
+        "https://admin.example",
+    ])
+    .await;
+    let preflight = answer(
+        &server,
+        "OPTIONS",
+        "/publish",
+        "Origin: https://admin.example\r\nAccess-Control-Request-Method: POST\r\n\
+         Access-Control-Request-Headers: authorization, content-type\r\n",
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        header(&preflight, "access-control-allow-origin"),
+        Some("https://admin.example")
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-credentials"),
+        Some("true")
+    );
+    let allowed = header(&preflight, "access-control-allow-headers").unwrap();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    let stranger = answer(&server, "GET", "/stats", "Origin: https://evil.example\r\n").await;
+    assert_eq!(header(&stranger, "access-control-allow-origin"), None);
+    let stream = server
+        .subscribe("/events?topic=t", "Origin: https://evil.example\r\n")
+        .await;
+    assert!(!stream.head.contains("Access-Control"), "{}", stream.head);
+    server.stop().await;
+
+    let server = Server::start(&["--cors-origin", "*"]).await;
+    let any = answer(&server, "GET", "/stats", "Origin: https://evil.example\r\n").await;
+    assert_eq!(header(&any, "access-control-allow-origin"), Some("*"));
+    assert_eq!(header(&any, "access-control-allow-credentials"), None);
+    let stream = server
+        .subscribe("/events?topic=t", "Origin: https://evil.example\r\n")
+        .await;
+    assert!(
+        stream.head.contains("Access-Control-Allow-Origin: *\r\n"),
+        "{}",
+        stream.head
+    );
+    assert!(!stream.head.contains("Credentials"), "{}", stream.head);
+    server.stop().await;
+}

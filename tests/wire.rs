@@ -11,12 +11,15 @@ use support::{timed, Server};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_and_frames_are_byte_exact() {
     let server = Server::start(&["--cors-origin", "https://app.example"]).await;
-    let mut stream = server.subscribe("/events?topic=news", "").await;
+    let mut stream = server
+        .subscribe("/events?topic=news", "Origin: https://app.example\r\n")
+        .await;
     assert_eq!(
         stream.head,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
          X-Accel-Buffering: no\r\nConnection: close\r\n\
-         Access-Control-Allow-Origin: https://app.example\r\n\r\n"
+         Access-Control-Allow-Origin: https://app.example\r\n\
+         Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n\r\n"
     );
     server.wait_for_stat("subscribers", 1).await;
     let answer = server

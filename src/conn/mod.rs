@@ -30,6 +30,7 @@ use self::head::{HeadError, MAX_HEADERS};
 use crate::address::{Addresses, Admission};
 use crate::auth::{Grants, TokenError, Verifier};
 use crate::broadcast::{Broadcaster, Refused, TopicRefused};
+use crate::http::cors::Cors;
 use crate::http::{self, error};
 use crate::sse::subscribe::{self, Subscribe, SubscribeError};
 
@@ -61,6 +62,8 @@ pub struct FrontEnd {
     /// `SO_SNDBUF` for each accepted socket (0: the kernel's default): what a client that
     /// stops reading can make the kernel hold, subscriber or not.
     pub send_buffer: usize,
+    /// The origins that may read a stream from another origin.
+    pub cors: Cors,
     /// What subscriber tokens are verified with; `None`: tokens are not looked at.
     pub subscriber: Option<Arc<Verifier>>,
     /// Whether a subscribe needs a valid token.
@@ -181,6 +184,7 @@ async fn start_stream(
     front: &FrontEnd,
 ) {
     let topics = request.topics.len();
+    let origin = request.origin.take();
     let grants = match authorize(&mut request, front) {
         Ok(grants) => grants,
         Err(e) => return unauthorized(io, e).await,
@@ -214,7 +218,15 @@ async fn start_stream(
             return answer_and_close(io, &answer).await;
         }
     };
-    let written = tokio::time::timeout(front.head_timeout, io.write_all(&front.sse_head)).await;
+    // A cross-origin page gets a head naming its origin; everyone else the shared one.
+    let allowed = front.cors.allow(origin.as_deref().map(str::as_bytes));
+    let head = match allowed {
+        Some(allowed) => {
+            crate::sse::head::encode(Some(allowed.origin.as_bytes()), allowed.credentials)
+        }
+        None => front.sse_head.clone(),
+    };
+    let written = tokio::time::timeout(front.head_timeout, io.write_all(&head)).await;
     if !matches!(written, Ok(Ok(()))) {
         return;
     }

@@ -6,6 +6,7 @@
 
 mod assets;
 pub mod budget;
+pub mod cors;
 pub mod error;
 mod health;
 mod metrics;
@@ -20,11 +21,13 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONNECTION, CONTENT_TYPE, LOCATION,
+    HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONNECTION,
+    CONTENT_TYPE, LOCATION, ORIGIN, VARY,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
 use self::budget::BodyBudget;
+use self::cors::Cors;
 use crate::auth::Verifier;
 use crate::broadcast::Broadcaster;
 use crate::metrics::Metrics;
@@ -47,7 +50,7 @@ pub struct Context {
     /// The bytes publish bodies being read on this listener may hold.
     pub body_budget: Arc<BodyBudget>,
     /// `Access-Control-Allow-Origin` for every answer, if set.
-    pub cors_origin: Option<HeaderValue>,
+    pub cors: Cors,
     /// The routes this listener serves.
     pub routes: Routes,
 }
@@ -88,11 +91,21 @@ pub async fn serve(
     request: Request<Incoming>,
     context: Arc<Context>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let origin = request.headers().get(ORIGIN).cloned();
     let mut response = route(request, &context).await;
-    if let Some(origin) = &context.cors_origin {
-        response
-            .headers_mut()
-            .insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    if let Some(allowed) = context
+        .cors
+        .allow(origin.as_ref().map(HeaderValue::as_bytes))
+    {
+        let headers = response.headers_mut();
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allowed.origin);
+        if allowed.credentials {
+            headers.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            headers.insert(VARY, HeaderValue::from_static("origin"));
+        }
     }
     Ok(response)
 }
@@ -111,7 +124,7 @@ async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<B
         (&Method::POST, "/publish") if routes.publish() => publish::handle(request, context).await,
         (_, "/publish") if routes.subscribe() && !routes.publish() => publish_elsewhere(),
         (&Method::GET, "/events") if routes.subscribe() => reconnect_elsewhere(request.uri()),
-        (&Method::OPTIONS, _) if context.cors_origin.is_some() => preflight(),
+        (&Method::OPTIONS, _) if context.cors.is_on() => preflight(),
         (_, "/publish") => not_allowed("POST"),
         (_, "/events") if routes.subscribe() => not_allowed("GET"),
         (_, "/healthz" | "/stats" | "/metrics") => not_allowed("GET, HEAD"),

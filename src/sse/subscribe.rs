@@ -23,6 +23,8 @@ pub struct Subscribe {
     pub last_event_id: Option<String>,
     /// The token it presents, if any (unverified).
     pub token: Option<String>,
+    /// The page's origin (the `Origin` header), for cross-origin access.
+    pub origin: Option<String>,
 }
 
 /// The cookie a subscriber's token may come in.
@@ -75,22 +77,20 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
     } else if token.is_none() {
         token = header("cookie").and_then(|cookie| token_cookie(cookie.value));
     }
-    let header = request
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("last-event-id") && !h.value.is_empty());
-    if let Some(header) = header {
+    if let Some(resume) = header("last-event-id").filter(|h| !h.value.is_empty()) {
         let value =
-            std::str::from_utf8(header.value).map_err(|_| SubscribeError::LastEventIdNotUtf8)?;
+            std::str::from_utf8(resume.value).map_err(|_| SubscribeError::LastEventIdNotUtf8)?;
         last_event_id = Some(value.to_owned());
     }
     if topics.is_empty() {
         topics.push(DEFAULT_TOPIC.to_owned());
     }
+    let origin = header("origin").and_then(|h| String::from_utf8(h.value.to_vec()).ok());
     Ok(Subscribe {
         topics: Topics::new(topics)?,
         last_event_id,
         token,
+        origin,
     })
 }
 
