@@ -630,6 +630,53 @@ async fn two_hundred_event_sources_in_one_page_each_receive_all_fifty_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_a_token_cookie_receives_a_private_event() {
+    const SECRET: &str = "a subscriber secret";
+    let server = Server::start(&["--subscriber-jwt-key", SECRET]).await;
+    let claims = json!({"mercure": {"subscribe": ["orders/42"]}});
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    let options = json!({"token": token, "topic": "orders/42"});
+    let mut driver = Driver::start("private", server.addr, options).await;
+    driver.step("open").await;
+    // An anonymous subscriber of the same topic, beside the page.
+    let mut anonymous = server.subscribe("/events?topic=orders/42", "").await;
+    server.wait_for_stat("subscribers", 2).await;
+    publish(
+        &server,
+        json!({"topic": "orders/42", "id": "public-1", "data": "shipped"}),
+    )
+    .await;
+    publish(
+        &server,
+        json!({"topic": "orders/42", "id": "private-1", "data": "card ending 4242", "private": true}),
+    )
+    .await;
+    publish(
+        &server,
+        json!({"topic": "orders/42", "id": "public-2", "data": "delivered"}),
+    )
+    .await;
+    driver.go_on().await;
+    let report = driver.done().await;
+    assert_eq!(report["errors"], 0);
+    let got: Vec<&str> = report["got"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got[..2], ["public-1", "private-1"]);
+    assert_eq!(anonymous.event_id().await, "public-1");
+    assert_eq!(
+        anonymous.event_id().await,
+        "public-2",
+        "no private event without a token"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshot_of_the_demo_page_with_events_in_its_log() {
     let server = Server::start(&[]).await;
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo.png");

@@ -256,6 +256,24 @@ const scenarios = {
     };
   },
 
+  /** A page whose `mercureAuthorization` cookie holds a subscriber token receives private
+   *  events: the browser sends the cookie with its EventSource request by itself. */
+  async private(page, base, { token, topic }) {
+    await page.context().addCookies([{ name: 'mercureAuthorization', value: token, url: base }]);
+    await page.goto(`${base}/healthz`);
+    await page.evaluate((topic) => {
+      window.stream = { opened: false, errors: 0, got: [] };
+      const source = new EventSource(`/events?topic=${encodeURIComponent(topic)}`);
+      source.onopen = () => { window.stream.opened = true; };
+      source.onerror = () => { window.stream.errors++; };
+      source.onmessage = (e) => { window.stream.got.push({ id: e.lastEventId, data: e.data }); };
+    }, topic);
+    await page.waitForFunction(() => window.stream.opened, null, { timeout: WAIT_MS });
+    await step('open'); // the test publishes a public event, then a private one
+    await page.waitForFunction(() => window.stream.got.length >= 2, null, { timeout: WAIT_MS });
+    return await page.evaluate(() => window.stream);
+  },
+
   /** The demo page with a few events in each of three topics' panels, as a picture. */
   async screenshot(page, base, { path }) {
     await page.goto(`${base}/?topic=news&topic=sport&topic=alerts&type=score`);
