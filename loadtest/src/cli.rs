@@ -44,6 +44,9 @@ pub enum Command {
     },
     /// Serve the floor broadcaster (for compare.sh): prints `listening ADDR`.
     ServeFloor(ServeFloorCmd),
+    /// Write a file of subscriber tokens (HS256 JWTs in Mercure's format, one a line, valid
+    /// for a day), each allowed `--topics` and a topic of its own, `user/<k>`.
+    Tokens(TokensCmd),
     /// A client process of a larger run, driven over stdin/stdout.
     #[command(hide = true)]
     Worker,
@@ -294,6 +297,23 @@ pub struct ServeFloorCmd {
     pub threads: Option<u16>,
 }
 
+/// `tokens` flags.
+#[derive(Debug, Clone, Args)]
+pub struct TokensCmd {
+    /// The HMAC secret the server checks subscriber tokens with (its --subscriber-jwt-key).
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub secret: String,
+    /// Tokens to make, each with its own claim set.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub count: u32,
+    /// Topics every token may subscribe to, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "load")]
+    pub topics: Vec<String>,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 fn duration(max_seconds: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
     move |text| {
         let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
@@ -506,6 +526,22 @@ mod tests {
             "1,2"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn tokens_needs_a_secret_and_an_out_file() {
+        use super::Command;
+        let parsed = Cli::try_parse_from(["t", "tokens", "--secret", "s", "--out", "f.txt"]);
+        let Ok(Cli {
+            command: Command::Tokens(cmd),
+        }) = parsed
+        else {
+            panic!("tokens did not parse");
+        };
+        assert_eq!((cmd.count, cmd.topics), (1000, vec!["load".to_owned()]));
+        assert!(Cli::try_parse_from(["t", "tokens", "--out", "f.txt"]).is_err());
+        assert!(Cli::try_parse_from(["t", "tokens", "--secret", "", "--out", "f"]).is_err());
+        assert!(Cli::try_parse_from(["t", "tokens", "--secret", "s", "--count", "0"]).is_err());
     }
 
     #[test]
