@@ -10,8 +10,8 @@
 //! them over time for `svg`. `scenario` holds the runs (`connect`, `single`, `fanout`,
 //! `pulse`, `hostile`); `floor` is the trivial broadcaster they compare against, and `attack`
 //! the misbehaving clients `hostile` sets on the server. `token` makes the subscriber tokens
-//! of the `tokens` command. Only loopback targets are accepted (`target`), and every phase has
-//! a time bound.
+//! of the `tokens` command and reads them back for `--token-file`. Only loopback targets are
+//! accepted (`target`), and every phase has a time bound.
 #![forbid(unsafe_code)]
 
 pub mod addr;
