@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::fleet::ClientOptions;
 use crate::scenario::{self, Run};
 use crate::target::{Publish, Target, Url, DEFAULT_BODY};
+use crate::token::{Place, TokenFile};
 use crate::ui::Ui;
 
 /// Measures an SSE server from this machine: memory per subscriber, fan-out latency, lost
@@ -44,6 +45,10 @@ pub enum Command {
     },
     /// Serve the floor broadcaster (for compare.sh): prints `listening ADDR`.
     ServeFloor(ServeFloorCmd),
+    /// Write a file of subscriber tokens (HS256 JWTs in Mercure's format, one a line, valid
+    /// for a day), each allowed `--topics` and a topic of its own, `user/<k>`; scenarios send
+    /// them with `--token-file`.
+    Tokens(TokensCmd),
     /// A client process of a larger run, driven over stdin/stdout.
     #[command(hide = true)]
     Worker,
@@ -95,6 +100,14 @@ pub struct Common {
     /// clean kernel figures); `fin` closes like a browser.
     #[arg(long, default_value = "rst", value_parser = ["rst", "fin"])]
     pub close: String,
+    /// Subscriber tokens, one a line (see the `tokens` command): subscriber i sends line
+    /// i mod N, in the place --token-in says (`hostile`'s attackers send none).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Where subscribers send their token: an `Authorization: Bearer` header, an
+    /// `authorization=` query parameter, or a `mercureAuthorization` cookie.
+    #[arg(long, value_enum, default_value_t = Place::Header, requires = "token_file")]
+    pub token_in: Place,
     /// Name of the server in reports.
     #[arg(long, default_value = "server")]
     pub name: String,
@@ -294,6 +307,23 @@ pub struct ServeFloorCmd {
     pub threads: Option<u16>,
 }
 
+/// `tokens` flags.
+#[derive(Debug, Clone, Args)]
+pub struct TokensCmd {
+    /// The HMAC secret the server checks subscriber tokens with (its --subscriber-jwt-key).
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub secret: String,
+    /// Tokens to make, each with its own claim set.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub count: u32,
+    /// Topics every token may subscribe to, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "load")]
+    pub topics: Vec<String>,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 fn duration(max_seconds: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
     move |text| {
         let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
@@ -354,6 +384,10 @@ impl Common {
                 per_address: self.per_address as usize,
                 per_event,
                 reset: self.close == "rst",
+                tokens: self.token_file.as_ref().map(|path| TokenFile {
+                    path: path.clone(),
+                    place: self.token_in,
+                }),
             },
             ui: Ui {
                 progress: !self.quiet,
@@ -506,6 +540,56 @@ mod tests {
             "1,2"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn tokens_needs_a_secret_and_an_out_file() {
+        use super::Command;
+        let parsed = Cli::try_parse_from(["t", "tokens", "--secret", "s", "--out", "f.txt"]);
+        let Ok(Cli {
+            command: Command::Tokens(cmd),
+        }) = parsed
+        else {
+            panic!("tokens did not parse");
+        };
+        assert_eq!((cmd.count, cmd.topics), (1000, vec!["load".to_owned()]));
+        assert!(Cli::try_parse_from(["t", "tokens", "--out", "f.txt"]).is_err());
+        assert!(Cli::try_parse_from(["t", "tokens", "--secret", "", "--out", "f"]).is_err());
+        assert!(Cli::try_parse_from(["t", "tokens", "--secret", "s", "--count", "0"]).is_err());
+    }
+
+    #[test]
+    fn token_flags_reach_the_client_options() {
+        use super::Command;
+        use crate::token::{Place, TokenFile};
+        let tokens = |extra: &[&str]| {
+            let mut args = vec!["t", "connect", "--subscribers", "5"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Connect(cmd)) => Ok(cmd.common.token_file.map(|path| TokenFile {
+                    path,
+                    place: cmd.common.token_in,
+                })),
+                Ok(_) => panic!("not connect"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(tokens(&[]), Ok(None));
+        let file = |place| {
+            Ok(Some(TokenFile {
+                path: "t.txt".into(),
+                place,
+            }))
+        };
+        assert_eq!(tokens(&["--token-file", "t.txt"]), file(Place::Header));
+        for (word, place) in [("query", Place::Query), ("cookie", Place::Cookie)] {
+            assert_eq!(
+                tokens(&["--token-file", "t.txt", "--token-in", word]),
+                file(place)
+            );
+        }
+        assert!(tokens(&["--token-in", "query"]).is_err(), "needs a file");
+        assert!(tokens(&["--token-file", "t.txt", "--token-in", "body"]).is_err());
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Error {
     /// A worker process failed or said something unexpected.
     #[error("worker: {0}")]
     Worker(String),
+    /// A token could not be made.
+    #[error("making a token: {0}")]
+    Token(jsonwebtoken::errors::Error),
     /// A phase did not finish in its time bound.
     #[error("timed out: {0}")]
     Timeout(String),

@@ -12,6 +12,7 @@ use crate::client::tally::Tally;
 use crate::client::{ClientGroup, GroupSpec, Status};
 use crate::error::Error;
 use crate::target::Url;
+use crate::token::TokenFile;
 use crate::ui::Ui;
 use crate::worker::{Remote, Request};
 
@@ -30,6 +31,8 @@ pub struct ClientOptions {
     pub per_event: usize,
     /// Close connections with a reset instead of a FIN.
     pub reset: bool,
+    /// Tokens for the subscribers, if they send any.
+    pub tokens: Option<TokenFile>,
 }
 
 /// The subscribers of a run.
@@ -87,6 +90,7 @@ impl Fleet {
                 per_address: options.per_address,
                 per_event: options.per_event,
                 reset: options.reset,
+                tokens: options.tokens.clone(),
             });
             first += share;
         }

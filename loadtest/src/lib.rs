@@ -9,7 +9,8 @@
 //! each event with its send time. `probe` reads memory and CPU from `/proc`, `sampler` records
 //! them over time for `svg`. `scenario` holds the runs (`connect`, `single`, `fanout`,
 //! `pulse`, `hostile`); `floor` is the trivial broadcaster they compare against, and `attack`
-//! the misbehaving clients `hostile` sets on the server. Only loopback targets are
+//! the misbehaving clients `hostile` sets on the server. `token` makes the subscriber tokens
+//! of the `tokens` command and reads them back for `--token-file`. Only loopback targets are
 //! accepted (`target`), and every phase has a time bound.
 #![forbid(unsafe_code)]
 
@@ -29,5 +30,6 @@ pub mod sampler;
 pub mod scenario;
 pub mod svg;
 pub mod target;
+pub mod token;
 pub mod ui;
 pub mod worker;

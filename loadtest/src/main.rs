@@ -14,7 +14,7 @@ use ssecast_loadtest::floor;
 use ssecast_loadtest::report::Table;
 use ssecast_loadtest::sampler::Sample;
 use ssecast_loadtest::scenario::{connect, fanout, hostile, pulse, single, Run};
-use ssecast_loadtest::{svg, worker};
+use ssecast_loadtest::{svg, token, worker};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,6 +32,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Worker => worker::serve(),
+        Command::Tokens(cmd) => {
+            let now = std::time::SystemTime::now();
+            let tokens = token::make(cmd.secret.as_bytes(), cmd.count as usize, &cmd.topics, now)?;
+            token::write(&cmd.out, &tokens)
+        }
         Command::ServeFloor(cmd) => {
             if !cmd.listen.ip().is_loopback() {
                 return Err(Error::Flag("--listen must be a loopback address".into()));

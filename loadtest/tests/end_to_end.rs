@@ -48,6 +48,7 @@ fn run_against(addr: std::net::SocketAddr, per_process: usize, per_event: usize)
             per_address: 20_000,
             per_event,
             reset: true,
+            tokens: None,
         },
         ui: Ui { progress: false },
         svg: None,

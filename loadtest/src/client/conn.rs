@@ -5,6 +5,7 @@
 //! body through the chunk decoder (only for chunked responses) into the SSE parser.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use mio::net::TcpStream;
 
@@ -23,6 +24,9 @@ pub enum Phase {
     Request {
         /// Request bytes already written.
         written: usize,
+        /// The request head: shared by all, or this connection's own if it carries a token,
+        /// dropped once written.
+        head: Arc<[u8]>,
     },
     /// Waiting for the whole response head; bytes of a split head so far.
     Head {
@@ -102,13 +106,13 @@ pub fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
 }
 
 impl Conn {
-    /// Writes the rest of `request`; true once all of it is out.
-    pub fn write_request(&mut self, request: &[u8]) -> io::Result<bool> {
-        let Phase::Request { written } = &mut self.phase else {
+    /// Writes the rest of the request head; true once all of it is out.
+    pub fn write_request(&mut self) -> io::Result<bool> {
+        let Phase::Request { written, head } = &mut self.phase else {
             return Ok(true);
         };
-        while *written < request.len() {
-            match self.stream.write(&request[*written..]) {
+        while *written < head.len() {
+            match self.stream.write(&head[*written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => *written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),

@@ -1,12 +1,14 @@
 //! The subscriber client of one process: a group of mio threads sharing its connections.
 //!
 //! `sse`, `chunked` and `seq` parse and account with a few bytes per connection and do no IO;
-//! `conn` is one connection; `thread` runs a poll over a share of them; `tally` is what a
-//! thread counted. [`ClientGroup`] starts the threads, sets their targets and collects their
-//! tallies; `fleet` puts several groups (processes) together.
+//! `request` builds the request heads (with a subscriber's token, if any); `conn` is one
+//! connection; `thread` runs a poll over a share of them; `tally` is what a thread counted.
+//! [`ClientGroup`] starts the threads, sets their targets and collects their tallies; `fleet`
+//! puts several groups (processes) together.
 
 pub mod chunked;
 pub mod conn;
+pub mod request;
 pub mod seq;
 pub mod sse;
 pub mod tally;
@@ -22,10 +24,12 @@ use std::time::Duration;
 use mio::{Poll, Waker};
 use serde::{Deserialize, Serialize};
 
+use self::request::Requests;
 use self::tally::Tally;
 use self::thread::{ClientThread, Command, Counters, Plan, WAKER};
 use crate::addr::Spread;
 use crate::error::Error;
+use crate::token::{TokenFile, Tokens};
 
 /// How long a thread may take to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +55,9 @@ pub struct GroupSpec {
     pub per_event: usize,
     /// Close connections with a reset instead of a FIN.
     pub reset: bool,
+    /// Tokens for the subscribers, read by each process from the file.
+    #[serde(default)]
+    pub tokens: Option<TokenFile>,
 }
 
 /// The counts of one or more groups at one moment.
@@ -106,12 +113,11 @@ impl ClientGroup {
     /// Starts `spec.threads` threads with no connections yet.
     pub fn start(spec: &GroupSpec) -> Result<ClientGroup, Error> {
         let threads = spec.threads.max(1);
-        let request: Arc<[u8]> = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-            spec.path, spec.host
-        )
-        .into_bytes()
-        .into();
+        let tokens = match &spec.tokens {
+            Some(file) => Some((Tokens::read(&file.path)?, file.place)),
+            None => None,
+        };
+        let requests = Requests::new(&spec.path, &spec.host, tokens);
         let spread = Spread::new(spec.target.ip(), spec.per_address);
         let mut lanes = Vec::with_capacity(threads);
         for offset in 0..threads {
@@ -123,7 +129,7 @@ impl ClientGroup {
             let (commands, receiver) = mpsc::channel();
             let plan = Plan {
                 target: spec.target,
-                request: request.clone(),
+                requests: requests.clone(),
                 stride: threads,
                 offset,
                 first: spec.first,

@@ -18,6 +18,7 @@ use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::conn::{Conn, Outcome, Phase};
+use super::request::Requests;
 use super::tally::Tally;
 use crate::addr::Spread;
 
@@ -72,8 +73,8 @@ pub struct Counters {
 pub struct Plan {
     /// The server.
     pub target: SocketAddr,
-    /// The subscribe request, written as is.
-    pub request: Arc<[u8]>,
+    /// The subscribe request heads, by run connection.
+    pub requests: Requests,
     /// This thread's connection `k` is process connection `k * stride + offset`...
     pub stride: usize,
     /// ... of which this thread has this offset ...
@@ -251,7 +252,7 @@ impl ClientThread {
                 break;
             }
             match connect(self.plan.target, spread.source(slot), self.plan.reset) {
-                Ok(stream) => return self.register(stream),
+                Ok(stream) => return self.register(stream, index),
                 Err(e) if is_port_shortage(&e) => {
                     // This address has no ports left: move this thread on to the next one.
                     self.skip += 1;
@@ -273,7 +274,8 @@ impl ClientThread {
         );
     }
 
-    fn register(&mut self, mut stream: TcpStream) {
+    /// Adds a connecting socket; run connection `index` picks its request head.
+    fn register(&mut self, mut stream: TcpStream, index: usize) {
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if let Err(e) = self.poll.registry().register(
@@ -288,7 +290,10 @@ impl ClientThread {
         }
         entry.insert(Conn {
             stream,
-            phase: Phase::Request { written: 0 },
+            phase: Phase::Request {
+                written: 0,
+                head: self.plan.requests.head(index),
+            },
             seq: Default::default(),
         });
         self.pending += 1;
@@ -304,7 +309,7 @@ impl ClientThread {
                 return;
             }
             let written = match conn.stream.take_error() {
-                Ok(None) => conn.write_request(&self.plan.request),
+                Ok(None) => conn.write_request(),
                 Ok(Some(e)) | Err(e) => Err(e),
             };
             match written {
