@@ -26,13 +26,6 @@ fn token(claims: Value, key: &EncodingKey, algorithm: Algorithm) -> String {
     encode(&Header::new(algorithm), &claims, key).unwrap()
 }
 
-fn hs256(claims: Value) -> String {
-    token(
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-        Algorithm::HS256,
-    )
-}
 
 /// A publish of one event to `topic`, with `authorization` as its header line if any.
 async fn publish(server: &Server, topic: &str, authorization: Option<&str>) -> support::Response {
@@ -62,90 +55,102 @@ fn assert_refused(response: &support::Response, status: u16, challenge: &str, er
     assert!(!message.contains("eyJ"), "no token in errors: {message}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publishing_needs_a_token_allowing_every_topic() {
-    let server = Server::start(&["--publisher-jwt-key", SECRET]).await;
+/// How a test signs tokens: the server's key, another key of the same kind, and a key of
+/// another algorithm.
+struct Signer {
+    key: EncodingKey,
+    algorithm: Algorithm,
+    wrong_key: EncodingKey,
+    other: (EncodingKey, Algorithm),
+}
+
+impl Signer {
+    fn sign(&self, claims: Value) -> String {
+        format!("Bearer {}", token(claims, &self.key, self.algorithm))
+    }
+}
+
+/// Every answer a publish gets from a server started with `flags`, whose key `signer` holds.
+async fn every_publish_answer(flags: &[&str], signer: &Signer) {
+    let server = Server::start(flags).await;
     let mut news = server.subscribe("/events?topic=news", "").await;
-    let allowed = hs256(json!({"mercure": {"publish": ["news", "sport"]}, "exp": now() + 60}));
+    let all = json!({"mercure": {"publish": ["*"]}});
+    let invalid = "Bearer error=\"invalid_token\"";
     let cases: Vec<(Option<String>, u16, &str, &str)> = vec![
         (None, 401, "Bearer", "required"),
+        (Some("Basic abc".into()), 401, invalid, "malformed"),
+        (Some("Bearer nonsense".into()), 401, invalid, "malformed"),
         (
-            Some("Basic abc".into()),
+            Some(format!("Bearer {}", token(all.clone(), &signer.wrong_key, signer.algorithm))),
             401,
-            "Bearer error=\"invalid_token\"",
-            "malformed",
-        ),
-        (
-            Some("Bearer nonsense".into()),
-            401,
-            "Bearer error=\"invalid_token\"",
-            "malformed",
-        ),
-        (
-            Some(format!(
-                "Bearer {}",
-                token(
-                    json!({"mercure": {"publish": ["*"]}}),
-                    &EncodingKey::from_secret(b"another secret").unwrap(),
-                    Algorithm::HS256
-                )
-            )),
-            401,
-            "Bearer error=\"invalid_token\"",
+            invalid,
             "signature",
         ),
         (
-            Some(format!(
-                "Bearer {}",
-                token(
-                    json!({"mercure": {"publish": ["*"]}}),
-                    &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-                    Algorithm::HS384
-                )
-            )),
+            Some(format!("Bearer {}", token(all.clone(), &signer.other.0, signer.other.1))),
             401,
-            "",
+            invalid,
             "algorithm",
         ),
         (
-            Some(format!(
-                "Bearer {}",
-                hs256(json!({"mercure": {"publish": ["*"]}, "exp": now() - 5}))
-            )),
+            Some(signer.sign(json!({"mercure": {"publish": ["*"]}, "exp": now() - 5}))),
             401,
-            "",
+            invalid,
             "expired",
         ),
         (
-            Some(format!(
-                "Bearer {}",
-                hs256(json!({"mercure": {"publish": ["*"]}, "nbf": now() + 60}))
-            )),
+            Some(signer.sign(json!({"mercure": {"publish": ["*"]}, "nbf": now() + 60}))),
             401,
-            "",
+            invalid,
             "not valid yet",
+        ),
+        (
+            Some(signer.sign(json!({"mercure": {"publish": ["sport"]}}))),
+            403,
+            "",
+            "news",
         ),
     ];
     for (authorization, status, challenge, error) in cases {
         let response = publish(&server, "news", authorization.as_deref()).await;
         assert_refused(&response, status, challenge, error);
     }
-    // A valid token for other topics: 403, naming the topic.
-    let narrow = hs256(json!({"mercure": {"publish": ["sport"]}}));
-    let response = publish(&server, "news", Some(&format!("Bearer {narrow}"))).await;
-    assert_refused(&response, 403, "", "news");
     // Allowed: it reaches the subscriber, and nothing refused did.
-    let response = publish(&server, "news", Some(&format!("Bearer {allowed}"))).await;
-    assert_eq!(
-        response.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    let allowed = signer.sign(json!({"mercure": {"publish": ["news", "sport"]}, "exp": now() + 60}));
+    let response = publish(&server, "news", Some(&allowed)).await;
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     let id = response.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(news.event_id().await, id);
     assert_eq!(server.stats().await["events_published"], 1);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hs256_secret_verifies_publish_tokens() {
+    let signer = Signer {
+        key: EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        algorithm: Algorithm::HS256,
+        wrong_key: EncodingKey::from_secret(b"another secret").unwrap(),
+        other: (EncodingKey::from_secret(SECRET.as_bytes()).unwrap(), Algorithm::HS384),
+    };
+    every_publish_answer(&["--publisher-jwt-key", SECRET], &signer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_es256_public_key_verifies_publish_tokens() {
+    let (private, public) = es256_key_pair("server");
+    let (stranger, _) = es256_key_pair("stranger");
+    let public_pem = std::fs::read(&public).unwrap();
+    let signer = Signer {
+        key: EncodingKey::from_ec_pem(&private).unwrap(),
+        algorithm: Algorithm::ES256,
+        wrong_key: EncodingKey::from_ec_pem(&stranger).unwrap(),
+        // An HS256 token signed with the public key's text: the classic confusion attack.
+        other: (EncodingKey::from_secret(&public_pem).unwrap(), Algorithm::HS256),
+    };
+    let public = public.to_str().unwrap();
+    let flags = ["--publisher-jwt-key", public, "--jwt-algorithm", "ES256"];
+    every_publish_answer(&flags, &signer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +162,7 @@ async fn without_a_key_publishing_stays_open() {
 
 /// A fresh P-256 key pair from `openssl`: the private key in PKCS#8 PEM and the path of the
 /// public key's PEM file.
-fn es256_key_pair() -> (Vec<u8>, PathBuf) {
+fn es256_key_pair(name: &str) -> (Vec<u8>, PathBuf) {
     apt::ensure(
         "the ES256 test",
         &[Need {
@@ -171,7 +176,7 @@ fn es256_key_pair() -> (Vec<u8>, PathBuf) {
             },
         }],
     );
-    let dir = std::env::temp_dir().join(format!("ssecast-es256-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ssecast-es256-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let private = dir.join("private.pem");
     let public = dir.join("public.pem");
@@ -197,37 +202,6 @@ fn es256_key_pair() -> (Vec<u8>, PathBuf) {
         public.to_str().unwrap(),
     ]);
     (std::fs::read(&private).unwrap(), public)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_es256_public_key_verifies_publish_tokens() {
-    let (private, public) = es256_key_pair();
-    let key = EncodingKey::from_ec_pem(&private).unwrap();
-    let public = public.to_str().unwrap();
-    let server = Server::start(&["--publisher-jwt-key", public, "--jwt-algorithm", "ES256"]).await;
-    let mut stream = server.subscribe("/events?topic=t", "").await;
-    let good = token(
-        json!({"mercure": {"publish": ["t"]}}),
-        &key,
-        Algorithm::ES256,
-    );
-    let response = publish(&server, "t", Some(&format!("Bearer {good}"))).await;
-    assert_eq!(
-        response.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
-    stream.event().await;
-    // An HS256 token, even one signed with the public key's text, is refused.
-    let forged = token(
-        json!({"mercure": {"publish": ["*"]}}),
-        &EncodingKey::from_secret(&std::fs::read(public).unwrap()).unwrap(),
-        Algorithm::HS256,
-    );
-    let response = publish(&server, "t", Some(&format!("Bearer {forged}"))).await;
-    assert_refused(&response, 401, "", "algorithm");
-    server.stop().await;
 }
 
 const SUBSCRIBER_SECRET: &str = "a subscriber secret";
@@ -313,7 +287,12 @@ async fn a_bad_subscriber_token_gets_401_and_a_required_one_is_required() {
     ])
     .await;
     let expired = subscriber_token(json!({"mercure": {"subscribe": ["*"]}, "exp": now() - 5}));
-    let forged = hs256(json!({"mercure": {"subscribe": ["*"]}}));
+    // Signed with the publisher's secret, not the subscribers'.
+    let forged = token(
+        json!({"mercure": {"subscribe": ["*"]}}),
+        &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        Algorithm::HS256,
+    );
     let cases = [
         (String::new(), "Bearer", "required"),
         (
