@@ -26,7 +26,6 @@ fn token(claims: Value, key: &EncodingKey, algorithm: Algorithm) -> String {
     encode(&Header::new(algorithm), &claims, key).unwrap()
 }
 
-
 /// A publish of one event to `topic`, with `authorization` as its header line if any.
 async fn publish(server: &Server, topic: &str, authorization: Option<&str>) -> support::Response {
     let body = format!("topic={topic}&data=x");
@@ -81,13 +80,19 @@ async fn every_publish_answer(flags: &[&str], signer: &Signer) {
         (Some("Basic abc".into()), 401, invalid, "malformed"),
         (Some("Bearer nonsense".into()), 401, invalid, "malformed"),
         (
-            Some(format!("Bearer {}", token(all.clone(), &signer.wrong_key, signer.algorithm))),
+            Some(format!(
+                "Bearer {}",
+                token(all.clone(), &signer.wrong_key, signer.algorithm)
+            )),
             401,
             invalid,
             "signature",
         ),
         (
-            Some(format!("Bearer {}", token(all.clone(), &signer.other.0, signer.other.1))),
+            Some(format!(
+                "Bearer {}",
+                token(all.clone(), &signer.other.0, signer.other.1)
+            )),
             401,
             invalid,
             "algorithm",
@@ -116,9 +121,15 @@ async fn every_publish_answer(flags: &[&str], signer: &Signer) {
         assert_refused(&response, status, challenge, error);
     }
     // Allowed: it reaches the subscriber, and nothing refused did.
-    let allowed = signer.sign(json!({"mercure": {"publish": ["news", "sport"]}, "exp": now() + 60}));
+    let allowed =
+        signer.sign(json!({"mercure": {"publish": ["news", "sport"]}, "exp": now() + 60}));
     let response = publish(&server, "news", Some(&allowed)).await;
-    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
     let id = response.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(news.event_id().await, id);
     assert_eq!(server.stats().await["events_published"], 1);
@@ -131,7 +142,10 @@ async fn an_hs256_secret_verifies_publish_tokens() {
         key: EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
         algorithm: Algorithm::HS256,
         wrong_key: EncodingKey::from_secret(b"another secret").unwrap(),
-        other: (EncodingKey::from_secret(SECRET.as_bytes()).unwrap(), Algorithm::HS384),
+        other: (
+            EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+            Algorithm::HS384,
+        ),
     };
     every_publish_answer(&["--publisher-jwt-key", SECRET], &signer).await;
 }
@@ -146,7 +160,10 @@ async fn an_es256_public_key_verifies_publish_tokens() {
         algorithm: Algorithm::ES256,
         wrong_key: EncodingKey::from_ec_pem(&stranger).unwrap(),
         // An HS256 token signed with the public key's text: the classic confusion attack.
-        other: (EncodingKey::from_secret(&public_pem).unwrap(), Algorithm::HS256),
+        other: (
+            EncodingKey::from_secret(&public_pem).unwrap(),
+            Algorithm::HS256,
+        ),
     };
     let public = public.to_str().unwrap();
     let flags = ["--publisher-jwt-key", public, "--jwt-algorithm", "ES256"];
