@@ -1,5 +1,5 @@
 //! The attackers that repeat a short exchange: topic floods, resumes from unknown ids,
-//! subscribe-and-leave, garbage, and connect floods.
+//! subscribe-and-leave, garbage, bad tokens, and connect floods.
 //!
 //! Each loop is one thread of blocking sockets with timeouts, so it notices the end of its
 //! time within an answer's wait.
@@ -128,6 +128,22 @@ pub(crate) fn subscribe_leave(context: &Context, lane: usize) -> Counts {
     repeat(context, false, |i| {
         let names = wire::topic_names(&format!("leave{lane}-{i}"), TOPICS);
         wire::subscribe(&host, names.iter().map(String::as_str), None)
+    })
+}
+
+/// Subscribes and publishes, in turn, with a token signed by a key no server holds: a server
+/// with keys answers both `401`.
+pub(crate) fn bad_token(context: &Context) -> Counts {
+    let plan = &context.plan;
+    let subscribe = wire::subscribe_with_token(&plan.host, "load", wire::FORGED_TOKEN);
+    let publish =
+        wire::publish_with_token(&plan.publish_path, &plan.host, "load", wire::FORGED_TOKEN);
+    repeat(context, false, |i| {
+        if i % 2 == 0 {
+            subscribe.clone()
+        } else {
+            publish.clone()
+        }
     })
 }
 

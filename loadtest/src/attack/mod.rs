@@ -53,11 +53,13 @@ pub enum Kind {
     Garbage,
     /// Connections opened past the per-address limit and closed, as fast as possible.
     ConnectFlood,
+    /// Subscribes and publishes with forged tokens, in turn.
+    BadToken,
 }
 
 impl Kind {
     /// Every kind, in address order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Slowloris,
         Kind::TopicFlood,
         Kind::StalledBody,
@@ -67,6 +69,7 @@ impl Kind {
         Kind::SubscribeLeave,
         Kind::Garbage,
         Kind::ConnectFlood,
+        Kind::BadToken,
     ];
 
     /// Its name on the command line and in reports.
@@ -81,6 +84,7 @@ impl Kind {
             Kind::SubscribeLeave => "subscribe-leave",
             Kind::Garbage => "garbage",
             Kind::ConnectFlood => "connect-flood",
+            Kind::BadToken => "bad-token",
         }
     }
 
@@ -280,6 +284,7 @@ pub fn launch(plan: Plan, kinds: &[Kind]) -> Result<Attackers, Error> {
                 Kind::SubscribeLeave => Box::new(move || churn::subscribe_leave(&context, lane)),
                 Kind::Garbage => Box::new(move || churn::garbage(&context, lane)),
                 Kind::ConnectFlood => Box::new(move || churn::connect_flood(&context)),
+                Kind::BadToken => Box::new(move || churn::bad_token(&context)),
             };
             let join = thread::Builder::new()
                 .name(format!("{}-{lane}", kind.name()))

@@ -35,6 +35,34 @@ pub fn post_head(path: &str, host: &str, content_type: &str, length: usize) -> V
     .into_bytes()
 }
 
+/// A token whose header and claims are well formed (HS256, `mercure.publish` and
+/// `mercure.subscribe` of `*`) but signed with a key no server holds.
+pub const FORGED_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
+    eyJtZXJjdXJlIjp7InB1Ymxpc2giOlsiKiJdLCJzdWJzY3JpYmUiOlsiKiJdfX0.\
+    6RBZc8OMgzs5N7iKyuW_7PC3WblgHuI54MsEw61HbM0";
+
+/// A subscribe to `topic` with `token` as its bearer token.
+pub fn subscribe_with_token(host: &str, topic: &str, token: &str) -> Vec<u8> {
+    format!(
+        "GET /events?topic={topic} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A small form publish to `topic` with `token` as its bearer token.
+pub fn publish_with_token(path: &str, host: &str, topic: &str, token: &str) -> Vec<u8> {
+    let body = format!("topic={topic}&data=forged");
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    request
+}
+
 /// A plain `GET`, kept alive.
 pub fn get(path: &str, host: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()
@@ -162,6 +190,22 @@ mod tests {
         assert!(head.starts_with(b"GET /events?topic=load HTTP/1.1\r\n"));
         assert!(!head_complete(&head));
         assert!(head.ends_with(b"aaaa"));
+    }
+
+    #[test]
+    fn forged_tokens_are_well_formed_jwts_in_both_requests() {
+        let parts: Vec<&str> = FORGED_TOKEN.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let subscribe = String::from_utf8(subscribe_with_token("h", "t", FORGED_TOKEN)).unwrap();
+        assert!(subscribe.contains(&format!("Authorization: Bearer {FORGED_TOKEN}\r\n")));
+        assert!(subscribe.ends_with("\r\n\r\n"));
+        let publish = String::from_utf8(publish_with_token("/publish", "h", "t", "x.y.z")).unwrap();
+        let (head, body) = publish.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(body, "topic=t&data=forged");
     }
 
     #[test]
