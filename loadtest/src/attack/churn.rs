@@ -132,12 +132,13 @@ pub(crate) fn subscribe_leave(context: &Context, lane: usize) -> Counts {
 }
 
 /// Subscribes and publishes, in turn, with a token signed by a key no server holds: a server
-/// with keys answers both `401`.
+/// with keys answers both `401`. The publishes go to a topic of their own, so that a server
+/// whose publishing is open does not add to the good subscribers' stream.
 pub(crate) fn bad_token(context: &Context) -> Counts {
     let plan = &context.plan;
     let subscribe = wire::subscribe_with_token(&plan.host, "load", wire::FORGED_TOKEN);
     let publish =
-        wire::publish_with_token(&plan.publish_path, &plan.host, "load", wire::FORGED_TOKEN);
+        wire::publish_with_token(&plan.publish_path, &plan.host, "forged", wire::FORGED_TOKEN);
     repeat(context, false, |i| {
         if i % 2 == 0 {
             subscribe.clone()
