@@ -1,14 +1,14 @@
 //! The subscribers of a shard that hold a token: what each may see, and when each must go.
 //!
-//! An anonymous subscriber costs nothing here. One with a token has an entry by slot: its
-//! shared selector set (8 bytes: the set is interned by the broadcaster) and its expiry; an
-//! expiring token also has an entry in a heap of expiries, which the shard looks at each turn
+//! An anonymous subscriber costs nothing here. One with a token has an entry by slot (24
+//! bytes: the slot, its shared selector set, interned by the broadcaster, and its expiry); an
+//! expiring token also has an entry in a heap of expiries (8 bytes), which the shard looks at each turn
 //! to end the streams whose token has expired (the browser reconnects and authenticates again).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use super::Access;
+use super::{Access, NEVER};
 use crate::auth::Selectors;
 
 /// The shard's subscribers with a token, by slot.
@@ -18,14 +18,14 @@ pub struct Authorized {
     by_slot: HashMap<u32, Access>,
     /// `(expiry, slot)` of each token that expires, soonest first; an entry whose slot has
     /// left (or holds another subscriber since) is dropped when it comes up.
-    expiries: BinaryHeap<Reverse<(u64, u32)>>,
+    expiries: BinaryHeap<Reverse<(u32, u32)>>,
 }
 
 impl Authorized {
     /// Records the token of the subscriber at `slot`.
     pub fn insert(&mut self, slot: u32, access: Access) {
-        if let Some(expires) = access.expires {
-            self.expiries.push(Reverse((expires, slot)));
+        if access.expires != NEVER {
+            self.expiries.push(Reverse((access.expires, slot)));
         }
         self.by_slot.insert(slot, access);
     }
@@ -39,7 +39,8 @@ impl Authorized {
             self.expiries = self
                 .by_slot
                 .iter()
-                .filter_map(|(&slot, access)| Some(Reverse((access.expires?, slot))))
+                .filter(|(_, access)| access.expires != NEVER)
+                .map(|(&slot, access)| Reverse((access.expires, slot)))
                 .collect();
         }
     }
@@ -53,11 +54,11 @@ impl Authorized {
     /// Unix epoch).
     pub fn expired(&mut self, now: u64, expired: &mut Vec<u32>) {
         while let Some(&Reverse((expires, slot))) = self.expiries.peek() {
-            if expires > now {
+            if u64::from(expires) > now {
                 return;
             }
             self.expiries.pop();
-            let current = self.by_slot.get(&slot).and_then(|access| access.expires);
+            let current = self.by_slot.get(&slot).map(|access| access.expires);
             if current == Some(expires) {
                 expired.push(slot);
             }
@@ -71,10 +72,10 @@ mod tests {
 
     use super::*;
 
-    fn access(expires: Option<u64>) -> Access {
+    fn access(expires: Option<u32>) -> Access {
         Access {
             selectors: Arc::new(Selectors::parse(["a"])),
-            expires,
+            expires: expires.unwrap_or(NEVER),
         }
     }
 
