@@ -21,6 +21,7 @@ pub mod address;
 pub mod broadcast;
 pub mod config;
 mod conn;
+pub mod fuzzing;
 pub mod http;
 pub mod shutdown;
 pub mod sse;

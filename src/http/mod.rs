@@ -7,7 +7,7 @@
 mod assets;
 pub mod error;
 mod health;
-mod publish;
+pub(crate) mod publish;
 mod stats;
 
 use std::convert::Infallible;
