@@ -13,8 +13,12 @@ use ssecast::fuzzing::{self, HeadParsed, Stop};
 use ssecast::sse::event::{encode, Draft, MAX_FIELD_BYTES};
 
 /// Cases per property: enough to find the shapes that matter, few enough that every property
-/// here runs in a few seconds in a debug build.
+/// here runs in a few seconds in a debug build. `PROPTEST_CASES` sets another count for all.
 fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         failure_persistence: None,
