@@ -22,6 +22,7 @@ pub mod auth;
 pub mod broadcast;
 pub mod config;
 mod conn;
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod shutdown;

@@ -63,7 +63,8 @@ async fn a_client_that_leaves_is_freed_on_a_topic_that_never_publishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_further_behind_than_history_is_disconnected() {
-    let server = Server::start(&["--history", "4"]).await;
+    // No keep-alive comment comes between the frames: the stream is the events alone.
+    let server = Server::start(&["--history", "4", "--keep-alive", "60s"]).await;
     let mut reader = server.subscribe("/events?topic=big", "").await;
     // A small receive window, so the stalled subscriber fills its socket sooner.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -72,19 +73,48 @@ async fn a_subscriber_further_behind_than_history_is_disconnected() {
     let request = b"GET /events?topic=big HTTP/1.1\r\nHost: t\r\n\r\n";
     let stalled = Stream::on(socket, request).await;
     server.wait_for_stat("subscribers", 2).await;
-    let data = "z".repeat(64 * 1024);
+    // Frames small enough that several fit in the socket buffers (16 KiB sent, 4 KiB received,
+    // each doubled by the kernel), and 120 of them far more than fit.
+    let data = "z".repeat(4 * 1024);
+    // Every frame as the encoder writes it, in publish order.
+    let frames: Vec<String> = (0..120)
+        .map(|id| format!("id: {id}\ndata: {data}\n\n"))
+        .collect();
     // In step with the reader, so only the stalled subscriber falls behind.
-    for id in 0..120 {
+    for (id, frame) in frames.iter().enumerate() {
         server
             .publish(json!({"topic": "big", "id": id.to_string(), "data": data}))
             .await;
-        assert_eq!(reader.event_id().await, id.to_string());
+        assert_eq!(
+            &reader.frame().await,
+            frame,
+            "the reader gets frame {id} whole"
+        );
     }
     server.wait_for_stat("subscribers_lagged", 1).await;
     server.wait_for_stat("subscribers", 1).await;
-    // The stalled client finds its stream closed once it reads what was sent before.
+    // The stalled client finds its stream closed once it reads what was sent before: whole
+    // frames in publish order, ids consecutive from the first, then at most the start of the
+    // next one (a subscriber is dropped wherever its socket stopped taking bytes; an SSE parser
+    // discards an event cut short).
     let received = stalled.rest().await;
-    assert!(received.len() < 120 * 64 * 1024);
+    let stream = frames.concat();
+    assert!(received.len() < stream.len(), "it lagged");
+    assert!(
+        stream.as_bytes().starts_with(&received),
+        "the stalled client got a prefix of the stream ({} bytes)",
+        received.len()
+    );
+    let whole = received.len() / frames[0].len();
+    assert!(
+        whole >= 2,
+        "several frames arrived whole before the close, not {whole}"
+    );
+    // Once the stalled subscriber is gone the reader is served as before.
+    server
+        .publish(json!({"topic": "big", "id": "after", "data": "x"}))
+        .await;
+    assert_eq!(reader.frame().await, "id: after\ndata: x\n\n");
     server.stop().await;
 }
 

@@ -469,14 +469,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Handback<T> {
 /// Follows request framing as hyper does, byte for byte, so the IO never gives hyper a byte of
 /// the next request.
 #[derive(Debug, Default)]
-struct Framer {
+pub(crate) struct Framer {
     /// Where the request stream stands.
-    state: State,
+    pub(crate) state: State,
 }
 
 /// Where the framer stands in the request stream.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     /// The next bytes begin a request head.
     #[default]
     Boundary,
@@ -492,7 +492,7 @@ enum State {
 
 /// How a request body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyLen {
+pub(crate) enum BodyLen {
     /// This many bytes are still to come.
     Length(u64),
     /// A chunked body.
@@ -501,7 +501,7 @@ enum BodyLen {
 
 /// A chunked body's position, mirroring hyper's `ChunkedState` (`proto/h1/decode.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Chunk {
+pub(crate) struct Chunk {
     /// Which part of the chunked framing comes next.
     step: Step,
     /// The chunk's size while reading it, then its bytes still to come.
@@ -510,7 +510,7 @@ struct Chunk {
 
 /// hyper's `ChunkedState`, less `End` (which is a boundary here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub(crate) enum Step {
     Start,
     Size,
     SizeLws,
@@ -527,7 +527,7 @@ enum Step {
 
 /// What the bytes at a boundary are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Head {
+pub(crate) enum Head {
     /// Not a whole head yet.
     Partial,
     /// A takeover head.
@@ -540,7 +540,7 @@ enum Head {
 
 impl Framer {
     /// Looks at the head at the front of `buf`, at a boundary.
-    fn next_head(
+    pub(crate) fn next_head(
         &mut self,
         buf: &[u8],
         is_takeover: fn(&httparse::Request<'_, '_>) -> bool,
@@ -568,7 +568,7 @@ impl Framer {
     }
 
     /// Takes bytes of the current request from the front of `avail`, stopping at its end.
-    fn advance(&mut self, avail: &[u8]) -> usize {
+    pub(crate) fn advance(&mut self, avail: &[u8]) -> usize {
         let mut at = 0;
         while at < avail.len() {
             let rest = avail.len() - at;
@@ -615,7 +615,7 @@ impl Framer {
     }
 
     /// How many bytes hyper may read straight from the socket, with the buffer empty.
-    fn direct(&self) -> Option<u64> {
+    pub(crate) fn direct(&self) -> Option<u64> {
         match self.state {
             State::Body(BodyLen::Length(left)) => Some(left),
             State::Body(BodyLen::Chunked(Chunk {

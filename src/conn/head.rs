@@ -50,7 +50,7 @@ pub async fn read<R: AsyncRead + Unpin>(
 }
 
 /// The length of the head at the start of `buf`, or `None` if more bytes are needed.
-fn parse(buf: &[u8], max_bytes: usize) -> Result<Option<usize>, HeadError> {
+pub(crate) fn parse(buf: &[u8], max_bytes: usize) -> Result<Option<usize>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(buf) {

@@ -5,8 +5,8 @@
 
 pub mod accept;
 mod deadline;
-mod handback;
-mod head;
+pub(crate) mod handback;
+pub(crate) mod head;
 pub mod internal;
 
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@ pub mod cors;
 pub mod error;
 mod health;
 mod metrics;
-mod publish;
+pub(crate) mod publish;
 mod stats;
 
 use std::convert::Infallible;

@@ -263,7 +263,7 @@ fn parse(format: Format, body: &[u8]) -> Result<Draft, PublishError> {
     }
 }
 
-fn parse_form(body: &[u8]) -> Result<Draft, PublishError> {
+pub(crate) fn parse_form(body: &[u8]) -> Result<Draft, PublishError> {
     let mut event = Draft::default();
     for field in urlencoded::fields(body) {
         match &*field.name()? {
@@ -351,7 +351,7 @@ impl<'de> Visitor<'de> for TopicsVisitor {
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Draft, PublishError> {
+pub(crate) fn parse_json(body: &[u8]) -> Result<Draft, PublishError> {
     let json: JsonEvent = serde_json::from_slice(body)?;
     let topics = json
         .topic
