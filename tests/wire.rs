@@ -140,3 +140,25 @@ async fn an_event_postpones_the_keep_alive() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_data_arrives_as_the_publisher_wrote_it() {
+    let server = Server::start(&[]).await;
+    let mut stream = server.subscribe("/events?topic=score", "").await;
+    server.wait_for_stat("subscribers", 1).await;
+    // Key order, spacing, numbers as written and escapes, sent as raw JSON text.
+    let data = "{\"home\": 2, \"away\":1,\n \"odds\": 1.50, \"note\": \"\\u00e9\"}";
+    let body = format!(r#"{{"topic": "score", "id": "s1", "data": {data}}}"#);
+    let answer = support::post(server.addr, "application/json", body.as_bytes()).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        stream.frame().await,
+        "id: s1\ndata: {\"home\": 2, \"away\":1,\ndata:  \"odds\": 1.50, \"note\": \"\\u00e9\"}\n\n"
+    );
+    server.stop().await;
+}

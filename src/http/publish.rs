@@ -19,6 +19,7 @@ use hyper::header::{
 use hyper::{Request, Response, StatusCode};
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::time::{timeout_at, Instant};
 
 use super::budget::{Busy, Hold};
@@ -299,12 +300,13 @@ fn keep_topic(topics: &mut Vec<String>, topic: String) -> bool {
 }
 
 /// A JSON publish body. `data` may be any JSON value: a string is sent as it is, anything
-/// else as its compact JSON text.
+/// else as the JSON text the publisher sent, byte for byte (key order, spacing and numbers as
+/// written).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonEvent {
     topic: Option<JsonTopics>,
-    data: Option<serde_json::Value>,
+    data: Option<Box<RawValue>>,
     event: Option<String>,
     id: Option<String>,
     retry: Option<u64>,
@@ -356,10 +358,10 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Draft, PublishError> {
     let topics = json
         .topic
         .map_or_else(Vec::new, |JsonTopics(topics)| topics);
-    let data = match json.data {
-        None | Some(serde_json::Value::Null) => String::new(),
-        Some(serde_json::Value::String(text)) => text,
-        Some(value) => value.to_string(),
+    let data = match json.data.as_deref().map(RawValue::get) {
+        None | Some("null") => String::new(),
+        Some(text) if text.starts_with('"') => serde_json::from_str(text)?,
+        Some(text) => text.to_owned(),
     };
     Ok(Draft {
         topics,
@@ -436,6 +438,25 @@ mod tests {
     fn json_data_that_is_not_a_string_is_sent_as_json() {
         let event = parse(Format::Json, br#"{"topic":"a","data":{"n":1}}"#).unwrap();
         assert_eq!(event.data, r#"{"n":1}"#);
+    }
+
+    #[test]
+    fn json_data_is_forwarded_as_the_publisher_wrote_it() {
+        let written = [
+            r#"{"home":2,"away":1}"#,
+            "{ \"b\" : [1, 2.50, 1e3],\n  \"a\": \"\\u00e9\\n\" }",
+            "12345678901234567890.000",
+            "[true,false]",
+        ];
+        for text in written {
+            let body = format!(r#"{{"topic":"a","data":{text}}}"#);
+            let event = parse(Format::Json, body.as_bytes()).unwrap();
+            assert_eq!(event.data, text);
+        }
+        let string = parse(Format::Json, br#"{"topic":"a","data":"line\nand \u00e9"}"#);
+        assert_eq!(string.unwrap().data, "line\nand \u{e9}");
+        let null = parse(Format::Json, br#"{"topic":"a","data":null}"#);
+        assert_eq!(null.unwrap().data, "");
     }
 
     #[test]
