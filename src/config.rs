@@ -187,6 +187,11 @@ pub struct Config {
           value_parser = parse_secret)]
     pub subscriber_jwt_key: Option<Secret>,
 
+    /// Most events in one batch publish (a JSON array).
+    #[arg(long, env = "SSECAST_MAX_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_batch: u32,
+
     /// Refuse subscribes without a valid token (with --subscriber-jwt-key).
     #[arg(long, env = "SSECAST_SUBSCRIBER_JWT_REQUIRED")]
     pub subscriber_jwt_required: bool,

@@ -126,6 +126,7 @@ pub async fn run_with(
             metrics: metrics.clone(),
             publisher: publisher.clone(),
             max_body_bytes: config.max_body_bytes,
+            max_batch: config.max_batch as usize,
             body_timeout: config.body_timeout,
             body_budget: BodyBudget::new(
                 config.max_body_bytes_in_flight,

@@ -97,6 +97,18 @@ pub struct Subscription {
     access: Option<Access>,
 }
 
+/// A shard's answer to a publication: how many of its subscribers it was queued for.
+type Queued = tokio::sync::oneshot::Receiver<u64>;
+
+/// Adds up the shards' answers to one publication.
+async fn count_queued(replies: Vec<Queued>) -> Result<u64, Refused> {
+    let mut subscribers = 0;
+    for answer in replies {
+        subscribers += answer.await.map_err(|_| Refused::Closed)?;
+    }
+    Ok(subscribers)
+}
+
 /// The expiry of a token that does not expire.
 const NEVER: u32 = u32::MAX;
 
@@ -303,60 +315,102 @@ impl Broadcaster {
     pub async fn publish(&self, event: Event) -> Result<Published, Refused> {
         let (id, replies) = {
             let mut hub = self.hub();
-            if let Some(id) = event.id() {
-                if hub.ledger.find(id.as_bytes()).is_some() {
+            if event
+                .id()
+                .is_some_and(|id| hub.ledger.find(id.as_bytes()).is_some())
+            {
+                return Err(Refused::DuplicateId);
+            }
+            let sent = self.commit(&mut hub, &event, Instant::now())?;
+            self.count_topics(&hub);
+            sent
+        };
+        self.inner.stats.events_published.fetch_add(1, Relaxed);
+        let subscribers = count_queued(replies).await?;
+        Ok(Published { id, subscribers })
+    }
+
+    /// Publishes validated events in their order, all or none: an id history holds (or that
+    /// two of them share), or new topics past the limit, refuse the whole batch.
+    pub async fn publish_batch(&self, events: &[Event]) -> Result<Vec<Published>, Refused> {
+        let sent = {
+            let mut hub = self.hub();
+            let mut ids = HashSet::with_capacity(events.len());
+            for id in events.iter().filter_map(Event::id) {
+                if hub.ledger.find(id.as_bytes()).is_some() || !ids.insert(id) {
                     return Err(Refused::DuplicateId);
                 }
             }
+            hub.registry
+                .room_for(events.iter().flat_map(|event| event.topics().iter()))?;
             let now = Instant::now();
-            let topics = hub.registry.intern_all(event.topics(), None, now)?;
-            let id = match event.id() {
-                Some(id) => id.to_owned(),
-                None => hub.assign_id(),
-            };
-            hub.seq += 1;
-            let publication = Arc::new(Publication {
-                seq: hub.seq,
-                topics,
-                frame: event::encode(&id, &event),
-                published_at: now,
-                audience: match event.is_private() {
-                    false => Audience::Everyone,
-                    true => Audience::Allowed(
-                        event.topics().iter().map(|t| t.as_str().into()).collect(),
-                    ),
-                },
-            });
-            let mut freed = Vec::new();
-            let Hub {
-                registry, ledger, ..
-            } = &mut *hub;
-            registry.published(&publication.topics, publication.seq, now);
-            ledger.push(publication.clone(), |evicted| {
-                registry.evicted(&evicted.topics, evicted.seq, &mut freed)
-            });
-            // Sent while the hub is held, so every shard sees publications in `Seq` order,
-            // and a freed id is forgotten before it can be reused.
-            let mut replies = Vec::with_capacity(self.inner.shards.len());
-            for shard in self.inner.shards.iter() {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                shard.send(Command::Publish {
-                    publication: publication.clone(),
-                    floor: ledger.floor(),
-                    reply,
-                })?;
-                replies.push(answer);
-            }
-            self.forget(freed)?;
+            let sent: Result<Vec<_>, Refused> = events
+                .iter()
+                .map(|event| self.commit(&mut hub, event, now))
+                .collect();
             self.count_topics(&hub);
-            (id, replies)
+            sent?
         };
-        self.inner.stats.events_published.fetch_add(1, Relaxed);
-        let mut subscribers = 0;
-        for answer in replies {
-            subscribers += answer.await.map_err(|_| Refused::Closed)?;
+        self.inner
+            .stats
+            .events_published
+            .fetch_add(events.len() as u64, Relaxed);
+        let mut published = Vec::with_capacity(sent.len());
+        for (id, replies) in sent {
+            let subscribers = count_queued(replies).await?;
+            published.push(Published { id, subscribers });
         }
-        Ok(Published { id, subscribers })
+        Ok(published)
+    }
+
+    /// Numbers, encodes and holds one event and sends it to every shard, with the hub held;
+    /// returns its id and the shards' answers to come.
+    fn commit(
+        &self,
+        hub: &mut Hub,
+        event: &Event,
+        now: Instant,
+    ) -> Result<(String, Vec<Queued>), Refused> {
+        let topics = hub.registry.intern_all(event.topics(), None, now)?;
+        let id = match event.id() {
+            Some(id) => id.to_owned(),
+            None => hub.assign_id(),
+        };
+        hub.seq += 1;
+        let publication = Arc::new(Publication {
+            seq: hub.seq,
+            topics,
+            frame: event::encode(&id, event),
+            published_at: now,
+            audience: match event.is_private() {
+                false => Audience::Everyone,
+                true => {
+                    Audience::Allowed(event.topics().iter().map(|t| t.as_str().into()).collect())
+                }
+            },
+        });
+        let mut freed = Vec::new();
+        let Hub {
+            registry, ledger, ..
+        } = hub;
+        registry.published(&publication.topics, publication.seq, now);
+        ledger.push(publication.clone(), |evicted| {
+            registry.evicted(&evicted.topics, evicted.seq, &mut freed)
+        });
+        // Sent while the hub is held, so every shard sees publications in `Seq` order, and a
+        // freed id is forgotten before it can be reused.
+        let mut replies = Vec::with_capacity(self.inner.shards.len());
+        for shard in self.inner.shards.iter() {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            shard.send(Command::Publish {
+                publication: publication.clone(),
+                floor: ledger.floor(),
+                reply,
+            })?;
+            replies.push(answer);
+        }
+        self.forget(freed)?;
+        Ok((id, replies))
     }
 
     /// Frees the topics without subscribers unused for the idle time.

@@ -146,6 +146,22 @@ impl Registry {
         id
     }
 
+    /// Whether the topics `names` (repeats and all) would fit: their new names, counted once,
+    /// within the limit.
+    pub fn room_for<'a>(
+        &self,
+        names: impl Iterator<Item = &'a String>,
+    ) -> Result<(), TopicRefused> {
+        let new: std::collections::HashSet<&str> = names
+            .map(String::as_str)
+            .filter(|name| !self.ids.contains_key(*name))
+            .collect();
+        if self.ids.len() + new.len() > self.limit {
+            return Err(TopicRefused::Full(self.limit));
+        }
+        Ok(())
+    }
+
     /// Counts a subscriber of each of `ids`.
     pub fn attach(&mut self, ids: &[TopicId]) {
         for &id in ids {

@@ -45,6 +45,8 @@ pub struct Context {
     pub publisher: Option<Arc<Verifier>>,
     /// The largest publish body accepted.
     pub max_body_bytes: usize,
+    /// The most events in one batch publish.
+    pub max_batch: usize,
     /// The time a publish body has to arrive whole, from the start of its request.
     pub body_timeout: Duration,
     /// The bytes publish bodies being read on this listener may hold.

@@ -62,6 +62,10 @@ pub enum PublishError {
     Refused(#[from] Refused),
     #[error(transparent)]
     Unauthorized(#[from] TokenError),
+    #[error("a batch holds 1 to {0} events")]
+    BatchSize(usize),
+    #[error("event {index} of the batch: {error}")]
+    InBatch { index: usize, error: EventError },
     #[error("the token does not allow publishing to {0:?}")]
     Forbidden(String),
     #[error("the body parser stopped before its end")]
@@ -118,7 +122,11 @@ enum Format {
 pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
     let deadline = Instant::now() + context.body_timeout;
     match publish(request, context, deadline).await {
-        Ok(published) => json(StatusCode::OK, &Answer::from(&published)),
+        Ok(Outcome::One(published)) => json(StatusCode::OK, &Answer::from(&published)),
+        Ok(Outcome::Batch(published)) => {
+            let answers: Vec<Answer> = published.iter().map(Answer::from).collect();
+            json(StatusCode::OK, &answers)
+        }
         Err(e) => {
             tracing::debug!(error = %e, "publish refused");
             let mut response = error::response(e.status(), &e.to_string());
@@ -145,7 +153,7 @@ async fn publish(
     request: Request<Incoming>,
     context: &Context,
     deadline: Instant,
-) -> Result<Published, PublishError> {
+) -> Result<Outcome, PublishError> {
     // A publisher that may not publish at all is refused before its body is read.
     let grants = match &context.publisher {
         Some(verifier) => {
@@ -170,26 +178,40 @@ async fn publish(
     let body = timeout_at(deadline, read_body(body, limit, &mut permit))
         .await
         .map_err(|_| PublishError::TimedOut(context.body_timeout))??;
-    let event = if body.len() > BLOCKING_PARSE_BYTES {
+    let max_batch = context.max_batch;
+    let checked = if body.len() > BLOCKING_PARSE_BYTES {
         tokio::task::spawn_blocking(move || {
-            let event = checked(format, &body);
+            let checked = checked(format, &body, max_batch);
             drop((body, permit));
-            event
+            checked
         })
         .await
         .map_err(|_| PublishError::Interrupted)??
     } else {
-        let event = checked(format, &body);
+        let checked = checked(format, &body, max_batch);
         drop((body, permit));
-        event?
+        checked?
+    };
+    let events = match &checked {
+        Checked::One(event) => std::slice::from_ref(event),
+        Checked::Batch(events) => events,
     };
     if let Some(grants) = grants {
-        let denied = event.topics().iter().find(|t| !grants.publish.allows(t));
-        if let Some(topic) = denied {
+        let topics = events.iter().flat_map(|event| event.topics().iter());
+        if let Some(topic) = topics.into_iter().find(|t| !grants.publish.allows(t)) {
             return Err(PublishError::Forbidden(topic.clone()));
         }
     }
-    Ok(context.broadcaster.publish(event).await?)
+    Ok(match checked {
+        Checked::One(event) => Outcome::One(context.broadcaster.publish(event).await?),
+        Checked::Batch(events) => Outcome::Batch(context.broadcaster.publish_batch(&events).await?),
+    })
+}
+
+/// What a publish did: one event published, or a batch.
+enum Outcome {
+    One(Published),
+    Batch(Vec<Published>),
 }
 
 /// The `WWW-Authenticate` challenge for a refused token (RFC 6750).
@@ -200,9 +222,32 @@ fn challenge(why: TokenError) -> HeaderValue {
     }
 }
 
-/// Parses and validates a body.
-fn checked(format: Format, body: &[u8]) -> Result<Event, PublishError> {
-    Ok(parse(format, body)?.validate()?)
+/// What a body holds, validated: one event, or a batch of them.
+#[derive(Debug)]
+enum Checked {
+    One(Event),
+    Batch(Vec<Event>),
+}
+
+/// Parses and validates a body: one event, or (a JSON array) a batch of up to `max_batch`.
+fn checked(format: Format, body: &[u8], max_batch: usize) -> Result<Checked, PublishError> {
+    if format == Format::Json && is_batch(body) {
+        let drafts = parse_json_batch(body)?;
+        if drafts.is_empty() || drafts.len() > max_batch {
+            return Err(PublishError::BatchSize(max_batch));
+        }
+        let events = drafts
+            .into_iter()
+            .enumerate()
+            .map(|(index, draft)| {
+                draft
+                    .validate()
+                    .map_err(|error| PublishError::InBatch { index, error })
+            })
+            .collect::<Result<_, _>>()?;
+        return Ok(Checked::Batch(events));
+    }
+    Ok(Checked::One(parse(format, body)?.validate()?))
 }
 
 /// Reads the whole body, refusing more than `limit` bytes, with `hold` growing to the bytes
@@ -354,7 +399,21 @@ impl<'de> Visitor<'de> for TopicsVisitor {
 }
 
 pub(crate) fn parse_json(body: &[u8]) -> Result<Draft, PublishError> {
-    let json: JsonEvent = serde_json::from_slice(body)?;
+    draft(serde_json::from_slice(body)?)
+}
+
+/// A batch: a JSON array of events, each as a single event's body.
+fn parse_json_batch(body: &[u8]) -> Result<Vec<Draft>, PublishError> {
+    let events: Vec<JsonEvent> = serde_json::from_slice(body)?;
+    events.into_iter().map(draft).collect()
+}
+
+/// Whether a JSON body is a batch: an array.
+fn is_batch(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+fn draft(json: JsonEvent) -> Result<Draft, PublishError> {
     let topics = json
         .topic
         .map_or_else(Vec::new, |JsonTopics(topics)| topics);
