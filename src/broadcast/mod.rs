@@ -95,6 +95,8 @@ pub struct Subscription {
     resume: Option<Resume>,
     /// What its token allows, if it has one.
     access: Option<Access>,
+    /// The last publication before it was accepted.
+    accepted: Seq,
 }
 
 /// A shard's answer to a publication: how many of its subscribers it was queued for.
@@ -287,6 +289,7 @@ impl Broadcaster {
             topics: Some(topics),
             resume,
             access,
+            accepted: hub.seq,
         })
     }
 
@@ -303,6 +306,7 @@ impl Broadcaster {
             topics: subscription.topics.take().unwrap_or_default(),
             resume: subscription.resume.take(),
             access: subscription.access.take(),
+            accepted: subscription.accepted,
             address,
         };
         let index = self.inner.next_shard.fetch_add(1, Relaxed) % self.inner.shards.len();

@@ -21,15 +21,18 @@ pub(crate) struct Resume {
 }
 
 /// The `Seq` a new subscriber of `ids` starts after, and the `gap` frame it is sent first when
-/// history cannot fill in from where it asked; `last_seq` is the newest publication taken.
+/// history cannot fill in from where it asked; `accepted` is the last publication before the
+/// broadcaster accepted the subscribe (before its response head was written), where a
+/// subscriber that does not resume starts, so that it gets every event published after the
+/// client saw its head.
 pub fn resume_point(
     topics: &[Topic],
     ids: &[TopicId],
     resume: Option<&Resume>,
-    last_seq: Seq,
+    accepted: Seq,
 ) -> (Seq, Option<Bytes>) {
     let Some(resume) = resume else {
-        return (last_seq, None);
+        return (accepted, None);
     };
     let histories = || ids.iter().map(|&topic| &topics[topic as usize].history);
     // Every frame after `floor` is still held in every one of its topics.
@@ -72,8 +75,13 @@ mod tests {
     }
 
     #[test]
-    fn without_an_id_a_subscriber_starts_live() {
+    fn without_an_id_a_subscriber_starts_where_it_was_accepted() {
         assert_eq!(resume_point(&topics(), &[0, 1], None, 6), (6, None));
+        assert_eq!(
+            resume_point(&topics(), &[0, 1], None, 4),
+            (4, None),
+            "what was published since its acceptance is its to get"
+        );
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub(super) struct NewSubscriber {
     pub topics: Box<[TopicId]>,
     /// Where it resumes, if it does.
     pub resume: Option<Resume>,
+    /// The last publication before its subscribe was accepted: it gets every one after.
+    pub accepted: Seq,
     /// What its token allows, if it has one.
     pub access: Option<Access>,
     /// Its connection's count against its client address.
@@ -342,12 +344,8 @@ impl Shard {
         for &topic in new.topics.iter() {
             self.topic_mut(topic);
         }
-        let (cursor, gap) = resume_point(
-            &self.topics,
-            &new.topics,
-            new.resume.as_ref(),
-            self.last_seq,
-        );
+        let (cursor, gap) =
+            resume_point(&self.topics, &new.topics, new.resume.as_ref(), new.accepted);
         let socket = new.socket;
         let mut accepted = socket.set_nonblocking(true).is_ok();
         if let Some(gap) = gap.filter(|_| accepted) {
