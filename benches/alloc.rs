@@ -11,23 +11,21 @@
 //! Run: `cargo bench --bench alloc`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use ssecast::address::Addresses;
-use ssecast::broadcast::Broadcaster;
-use ssecast::config::Config;
-use ssecast::sse::event::Draft;
-use ssecast::sse::subscribe::Subscribe;
-use ssecast::sse::topic::Topics;
 use ssecast::stats::Stats;
+
+#[path = "../tests/direct/mod.rs"]
+mod direct;
+
+use direct::{wait_until, Direct};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -40,8 +38,6 @@ const WARM_UP: u64 = 80;
 const HISTORY: usize = 64;
 /// Set in the child: hold this many subscribers of the server at this address.
 const CLIENT_ENV: &str = "SSECAST_ALLOC_BENCH_CLIENT";
-/// How long any wait may take.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 fn main() {
     if let Ok(spec) = std::env::var(CLIENT_ENV) {
@@ -102,59 +98,11 @@ fn count(stats: &Stats, subscribers: u64, mut publish: impl FnMut(u64)) -> (f64,
 
 /// The fan-out alone: subscribers handed straight to a broadcaster, events published to it.
 fn measure_broadcaster(subscribers: u64) -> (f64, f64) {
-    let stats = Arc::new(Stats::default());
-    let history = HISTORY.to_string();
-    let flags = [
-        "ssecast",
-        "--shards",
-        "2",
-        "--history",
-        &history,
-        "--keep-alive",
-        "60s",
-    ];
-    let settings = Config::try_parse_from(flags).unwrap().broadcast(usize::MAX);
-    let addresses = Addresses::new(0);
-    let (broadcaster, shards) =
-        Broadcaster::start(&settings, addresses.clone(), stats.clone()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut client = spawn_client(listener.local_addr().unwrap(), subscribers);
-    for _ in 0..subscribers {
-        let (mut socket, peer) = listener.accept().unwrap();
-        read_head(&mut socket);
-        socket
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
-            .unwrap();
-        let request = Subscribe {
-            topics: Topics::new(vec!["t".into()]).unwrap(),
-            last_event_id: None,
-            token: None,
-            origin: None,
-        };
-        let admission = addresses.admit(peer.ip()).unwrap();
-        let subscription = broadcaster
-            .prepare(request, Some(admission.address()), None)
-            .unwrap();
-        broadcaster
-            .subscribe(socket, subscription, admission.into_key())
-            .unwrap();
-    }
-    wait_until(|| stats.subscribers.load(Relaxed) == subscribers);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let result = count(&stats, subscribers, |n| {
-        let event = Draft {
-            topics: vec!["t".into()],
-            data: format!("event {n}"),
-            ..Draft::default()
-        }
-        .validate()
-        .unwrap();
-        runtime.block_on(broadcaster.publish(event)).unwrap();
-    });
-    broadcaster.close();
-    shards.into_iter().for_each(|shard| shard.join().unwrap());
+    let direct = Direct::start(HISTORY);
+    let mut client = spawn_client(direct.addr(), subscribers);
+    direct.subscribe(subscribers, |_| {});
+    let result = count(&direct.stats, subscribers, |n| direct.publish(n));
+    direct.stop();
     stop(&mut client);
     result
 }
@@ -215,23 +163,6 @@ fn measure_post(subscribers: u64) -> (f64, f64) {
     runtime.block_on(server).unwrap().unwrap();
     stop(&mut client);
     result
-}
-
-fn read_head(socket: &mut TcpStream) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(socket.read(&mut byte).unwrap(), 1, "client closed");
-        head.push(byte[0]);
-    }
-}
-
-fn wait_until(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn spawn_client(addr: SocketAddr, subscribers: u64) -> Child {

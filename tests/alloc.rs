@@ -9,23 +9,19 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clap::Parser;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use ssecast::address::Addresses;
-use ssecast::broadcast::Broadcaster;
-use ssecast::config::Config;
-use ssecast::sse::event::Draft;
-use ssecast::sse::subscribe::Subscribe;
-use ssecast::sse::topic::Topics;
-use ssecast::stats::Stats;
+
+mod direct;
+
+use direct::{wait_until, Direct};
 
 /// Counts allocations and reallocations, except on threads that opt out.
 struct Counting;
@@ -81,8 +77,6 @@ const HISTORY: usize = 16;
 const WARM_UP: u64 = 2 * HISTORY as u64;
 /// Publishes counted.
 const MEASURED: u64 = 100;
-/// How long any wait may take.
-const PATIENCE: Duration = Duration::from_secs(10);
 
 #[test]
 fn a_publish_allocates_as_much_for_200_subscribers_as_for_one() {
@@ -100,99 +94,36 @@ fn a_publish_allocates_as_much_for_200_subscribers_as_for_one() {
 /// Starts a broadcaster with `subscribers` subscribers, publishes, and returns the allocations
 /// per publish once every subscriber got every event.
 fn allocations_per_publish(subscribers: u64) -> f64 {
-    let stats = Arc::new(Stats::default());
-    let history = HISTORY.to_string();
-    let flags = [
-        "ssecast",
-        "--shards",
-        "2",
-        "--history",
-        &history,
-        "--keep-alive",
-        "60s",
-    ];
-    let settings = Config::try_parse_from(flags).unwrap().broadcast(usize::MAX);
-    let addresses = Addresses::new(0);
-    let (broadcaster, shards) =
-        Broadcaster::start(&settings, addresses.clone(), stats.clone()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let direct = Direct::start(HISTORY);
     let mut clients = Vec::new();
-    for _ in 0..subscribers {
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    direct.subscribe(subscribers, |addr| {
+        let mut client = TcpStream::connect(addr).unwrap();
         client
             .write_all(b"GET /events?topic=t HTTP/1.1\r\nHost: a\r\n\r\n")
             .unwrap();
         clients.push(client);
-        let (mut socket, peer) = listener.accept().unwrap();
-        // As the front end does: else each small frame waits for the client's delayed ACK.
-        socket.set_nodelay(true).unwrap();
-        read_head(&mut socket);
-        socket
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
-            .unwrap();
-        let request = Subscribe {
-            topics: Topics::new(vec!["t".into()]).unwrap(),
-            last_event_id: None,
-            token: None,
-            origin: None,
-        };
-        let admission = addresses.admit(peer.ip()).unwrap();
-        let subscription = broadcaster
-            .prepare(request, Some(admission.address()), None)
-            .unwrap();
-        broadcaster
-            .subscribe(socket, subscription, admission.into_key())
-            .unwrap();
-    }
-    wait_until(|| stats.subscribers.load(Relaxed) == subscribers);
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let reader = std::thread::spawn({
         let stop = stop.clone();
         move || read_until_stopped(clients, &stop)
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let delivered = &direct.stats.frames_delivered;
     let publish = |from: u64, count: u64| {
-        let expected = stats.frames_delivered.load(Relaxed) + count * subscribers;
+        let expected = delivered.load(Relaxed) + count * subscribers;
         for n in from..from + count {
-            let event = Draft {
-                topics: vec!["t".into()],
-                data: format!("event {n}"),
-                ..Draft::default()
-            }
-            .validate()
-            .unwrap();
-            runtime.block_on(broadcaster.publish(event)).unwrap();
+            direct.publish(n);
         }
-        wait_until(|| stats.frames_delivered.load(Relaxed) >= expected);
+        wait_until(|| delivered.load(Relaxed) >= expected);
     };
     publish(0, WARM_UP);
     let before = ALLOCATIONS.load(Relaxed);
     publish(WARM_UP, MEASURED);
     let allocations = ALLOCATIONS.load(Relaxed) - before;
-    broadcaster.close();
-    shards.into_iter().for_each(|shard| shard.join().unwrap());
+    direct.stop();
     stop.store(true, Relaxed);
     reader.join().unwrap();
     allocations as f64 / MEASURED as f64
-}
-
-fn read_head(socket: &mut TcpStream) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(socket.read(&mut byte).unwrap(), 1, "client closed");
-        head.push(byte[0]);
-    }
-}
-
-fn wait_until(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// The clients' side: reads and drops whatever arrives on `sockets` until `stop`, uncounted.
