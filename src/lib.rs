@@ -14,6 +14,11 @@
 //!
 //! An optional internal listener (`conn::internal`) serves publish, health and stats only,
 //! from descriptors of its own at the open-file limit, so subscribers never lock them out.
+//!
+//! Every connection counts against its client's address (`address`); tokens are verified in
+//! `auth` (publishers in `http::publish`, subscribers in `conn` before their head, their
+//! selectors kept by the shards for private events); `metrics` reads the counters of `stats`
+//! for `/metrics`; `trim` gives the heap back after a spike of connections.
 // One `unsafe` call, `malloc_trim` in `trim`, measured to matter; nowhere else.
 #![deny(unsafe_code)]
 
