@@ -119,26 +119,9 @@ fn hold_each(
 /// Request heads one byte a second, never finished.
 pub(crate) fn slowloris(context: &Context) -> Counts {
     let n = context.plan.sizes.slowloris;
-    hold_each(
-        context,
-        n,
-        SLOW_TICK,
-        (true, None),
-        |conn, counts| match write_now(&mut conn.stream, &[wire::slow_byte(conn.sent)]) {
-            Ok(n) => {
-                if conn.sent == 0 && n > 0 {
-                    counts.requests += 1;
-                }
-                conn.sent += n;
-                counts.bytes_sent += n as u64;
-                true
-            }
-            Err(_) => {
-                counts.cut += 1;
-                false
-            }
-        },
-    )
+    hold_each(context, n, SLOW_TICK, (true, None), |conn, counts| {
+        send(conn, counts, &[wire::slow_byte(conn.sent)], 1)
+    })
 }
 
 /// Publishes that declare a whole body, send part of it, and stall.
@@ -161,26 +144,30 @@ pub(crate) fn stalled_body(context: &Context) -> Counts {
         sizes.stalled_bodies,
         TICK,
         (true, None),
-        |conn, counts| {
-            let Some(rest) = bytes.get(conn.sent..).filter(|rest| !rest.is_empty()) else {
-                return true;
-            };
-            match write_now(&mut conn.stream, rest) {
-                Ok(n) => {
-                    if conn.sent < head && conn.sent + n >= head {
-                        counts.requests += 1;
-                    }
-                    conn.sent += n;
-                    counts.bytes_sent += n as u64;
-                    true
-                }
-                Err(_) => {
-                    counts.cut += 1;
-                    false
-                }
-            }
+        |conn, counts| match bytes.get(conn.sent..).filter(|rest| !rest.is_empty()) {
+            Some(rest) => send(conn, counts, rest, head),
+            None => true,
         },
     )
+}
+
+/// Writes what the socket takes of `bytes`, the next of the connection's request, counting the
+/// request once its first `head` bytes are sent; false if the connection was cut.
+fn send(conn: &mut Held, counts: &mut Counts, bytes: &[u8], head: usize) -> bool {
+    match write_now(&mut conn.stream, bytes) {
+        Ok(n) => {
+            if conn.sent < head && conn.sent + n >= head {
+                counts.requests += 1;
+            }
+            conn.sent += n;
+            counts.bytes_sent += n as u64;
+            true
+        }
+        Err(_) => {
+            counts.cut += 1;
+            false
+        }
+    }
 }
 
 /// Pipelined `GET /` requests, written as fast as the server takes them; answers never read.
