@@ -104,7 +104,8 @@ impl Addresses {
     }
 
     /// The connections `ip`'s address holds.
-    pub fn connections(&self, ip: IpAddr) -> u32 {
+    #[cfg(test)]
+    fn connections(&self, ip: IpAddr) -> u32 {
         let counts = self.counts();
         let key = counts.keys.get(&ClientAddress::from(ip));
         key.map_or(0, |&key| counts.entries[key as usize].1)

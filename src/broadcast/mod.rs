@@ -273,7 +273,7 @@ impl Broadcaster {
             }
         };
         hub.registry.attach(&topics);
-        self.count_topics(&hub);
+        self.inner.count_topics(&hub);
         let resume = request.last_event_id.map(|asked| Resume {
             found: hub.ledger.find(asked.as_bytes()),
             asked: asked.into_boxed_str(),
@@ -326,7 +326,7 @@ impl Broadcaster {
                 return Err(Refused::DuplicateId);
             }
             let sent = self.commit(&mut hub, &event, Instant::now())?;
-            self.count_topics(&hub);
+            self.inner.count_topics(&hub);
             sent
         };
         self.inner.stats.events_published.fetch_add(1, Relaxed);
@@ -352,7 +352,7 @@ impl Broadcaster {
                 .iter()
                 .map(|event| self.commit(&mut hub, event, now))
                 .collect();
-            self.count_topics(&hub);
+            self.inner.count_topics(&hub);
             sent?
         };
         self.inner
@@ -413,7 +413,7 @@ impl Broadcaster {
             })?;
             replies.push(answer);
         }
-        self.forget(freed)?;
+        self.inner.forget(freed)?;
         Ok((id, replies))
     }
 
@@ -432,8 +432,8 @@ impl Broadcaster {
             } = &mut *hub;
             ledger.retain(|publication| publication.topics.iter().any(|&t| registry.is_held(t)));
         }
-        let _ = self.forget(freed);
-        self.count_topics(&hub);
+        let _ = self.inner.forget(freed);
+        self.inner.count_topics(&hub);
     }
 
     /// How often [`Broadcaster::sweep`] should run.
@@ -474,14 +474,6 @@ impl Broadcaster {
 
     fn hub(&self) -> MutexGuard<'_, Hub> {
         self.inner.hub()
-    }
-
-    fn forget(&self, freed: Vec<Freed>) -> Result<(), Refused> {
-        self.inner.forget(freed)
-    }
-
-    fn count_topics(&self, hub: &Hub) {
-        self.inner.count_topics(hub);
     }
 }
 
