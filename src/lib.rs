@@ -189,6 +189,10 @@ pub async fn run_with(
             tracker.clone(),
         )));
     }
+    let ringer = tokio::spawn({
+        let broadcaster = broadcaster.clone();
+        async move { broadcaster.ring_shards().await }
+    });
     let sweeper = tokio::spawn(sweep_topics(broadcaster.clone()));
     let trimmer = tokio::spawn(trim_after_spikes(tracker.clone()));
     let failure = tokio::select! {
@@ -221,6 +225,7 @@ pub async fn run_with(
     } else {
         info!("drained");
     }
+    ringer.abort();
     match failure {
         Some(why) => Err(io::Error::other(why)),
         None => Ok(()),

@@ -228,11 +228,13 @@ fn subscriber_token(claims: Value) -> String {
     token(claims, &key, Algorithm::HS256)
 }
 
-/// Publishes `data` to `topic` with `id`, private or not.
-async fn publish_event(server: &Server, topic: &str, id: &str, private: bool) {
+/// Publishes `data` to `topic` with `id`, private or not; returns how many subscribers it was
+/// queued for.
+async fn publish_event(server: &Server, topic: &str, id: &str, private: bool) -> Value {
     server
         .publish(json!({"topic": topic, "id": id, "data": "x", "private": private}))
-        .await;
+        .await["subscribers"]
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,9 +265,13 @@ async fn private_events_reach_only_the_subscribers_their_topics_allow() {
         )
         .await;
     server.wait_for_stat("subscribers", 5).await;
-    publish_event(&server, "t", "p1", false).await;
-    publish_event(&server, "t", "s1", true).await;
-    publish_event(&server, "t", "p2", false).await;
+    assert_eq!(publish_event(&server, "t", "p1", false).await, 5);
+    assert_eq!(
+        publish_event(&server, "t", "s1", true).await,
+        3,
+        "a private event counts the subscribers that may see it"
+    );
+    assert_eq!(publish_event(&server, "t", "p2", false).await, 5);
     for stream in [&mut by_header, &mut by_query, &mut by_cookie] {
         for id in ["p1", "s1", "p2"] {
             assert_eq!(stream.event_id().await, id);

@@ -60,8 +60,14 @@ pub fn leave(topics: &mut [Topic], members: &mut impl Members, links: &TopicLink
     }
 }
 
-/// How many distinct subscribers the topics `ids` have: one in several of them counts once.
-pub fn recipients(topics: &[Topic], members: &mut impl Members, ids: &[TopicId]) -> u64 {
+/// How many distinct subscribers the topics `ids` have that `counts` (one in several of them
+/// counts once).
+pub fn recipients(
+    topics: &[Topic],
+    members: &mut impl Members,
+    ids: &[TopicId],
+    counts: impl Fn(u32) -> bool,
+) -> u64 {
     let mut count = 0;
     for (index, &topic) in ids.iter().enumerate() {
         let Some(topic) = topics.get(topic as usize) else {
@@ -72,10 +78,11 @@ pub fn recipients(topics: &[Topic], members: &mut impl Members, ids: &[TopicId])
             .subscribers
             .iter()
             .filter(|&&slot| {
-                earlier.is_empty()
-                    || members
-                        .links(slot)
-                        .is_some_and(|links| !earlier.iter().any(|&t| links.contains(t)))
+                counts(slot)
+                    && (earlier.is_empty()
+                        || members
+                            .links(slot)
+                            .is_some_and(|links| !earlier.iter().any(|&t| links.contains(t))))
             })
             .count() as u64;
     }
@@ -137,13 +144,16 @@ mod tests {
         members.insert(0, join(&mut topics, 0, &[0, 1]));
         members.insert(1, join(&mut topics, 1, &[1]));
         members.insert(2, join(&mut topics, 2, &[2]));
-        assert_eq!(recipients(&topics, &mut members, &[0, 1]), 2);
-        assert_eq!(recipients(&topics, &mut members, &[1, 0, 2]), 3);
-        assert_eq!(recipients(&topics, &mut members, &[2]), 1);
+        let all = |_| true;
+        assert_eq!(recipients(&topics, &mut members, &[0, 1], all), 2);
+        assert_eq!(recipients(&topics, &mut members, &[1, 0, 2], all), 3);
+        assert_eq!(recipients(&topics, &mut members, &[2], all), 1);
         assert_eq!(
-            recipients(&topics, &mut members, &[7]),
+            recipients(&topics, &mut members, &[7], all),
             0,
             "a topic not here"
         );
+        let not_slot_0 = |slot| slot != 0;
+        assert_eq!(recipients(&topics, &mut members, &[0, 1], not_slot_0), 1);
     }
 }

@@ -11,6 +11,7 @@
 //! Knows no HTTP: it gets sockets whose response head is written, and validated events.
 
 mod access;
+mod bell;
 mod deliver;
 mod history;
 mod ledger;
@@ -25,7 +26,7 @@ mod wheel;
 use std::collections::HashSet;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tracing::error;
 
+use self::bell::Bell;
 use self::history::{Audience, Publication, Seq};
 use self::ledger::Ledger;
 use self::resume::Resume;
@@ -102,13 +104,29 @@ pub struct Subscription {
 /// A shard's answer to a publication: how many of its subscribers it was queued for.
 type Queued = tokio::sync::oneshot::Receiver<u64>;
 
-/// Adds up the shards' answers to one publication.
-async fn count_queued(replies: Vec<Queued>) -> Result<u64, Refused> {
-    let mut subscribers = 0;
-    for answer in replies {
-        subscribers += answer.await.map_err(|_| Refused::Closed)?;
+/// How many distinct subscribers a publication is for.
+enum Count {
+    /// Known from the registry's count per topic: when at most one of its topics has
+    /// subscribers and it is public, or when none has any.
+    Known(u64),
+    /// Counted by the shards, which know who subscribes to several of its topics and whose
+    /// token lets them see a private event.
+    Asked(Vec<Queued>),
+}
+
+impl Count {
+    async fn total(self) -> Result<u64, Refused> {
+        match self {
+            Self::Known(subscribers) => Ok(subscribers),
+            Self::Asked(replies) => {
+                let mut subscribers = 0;
+                for answer in replies {
+                    subscribers += answer.await.map_err(|_| Refused::Closed)?;
+                }
+                Ok(subscribers)
+            }
+        }
     }
-    Ok(subscribers)
 }
 
 /// The expiry of a token that does not expire.
@@ -154,6 +172,8 @@ struct Inner {
     hub: Mutex<Hub>,
     /// One per shard thread.
     shards: Box<[ShardHandle]>,
+    /// Wakes the shards once for the commands queued together.
+    bell: Bell,
     /// The shard the next subscriber goes to, modulo the shard count.
     next_shard: AtomicUsize,
     /// Subscribers accepted (from `prepare`) and not yet gone.
@@ -188,6 +208,8 @@ struct ShardHandle {
     commands: mpsc::Sender<Command>,
     /// Wakes the shard's poll when a command is queued.
     waker: mio::Waker,
+    /// Set while commands wait for the bell to wake the shard.
+    due: AtomicBool,
 }
 
 impl Broadcaster {
@@ -205,7 +227,11 @@ impl Broadcaster {
             let poll = mio::Poll::new()?;
             let waker = mio::Waker::new(poll.registry(), WAKER)?;
             let (commands, receiver) = mpsc::channel();
-            handles.push(ShardHandle { commands, waker });
+            handles.push(ShardHandle {
+                commands,
+                waker,
+                due: AtomicBool::new(false),
+            });
             parts.push((poll, receiver));
         }
         let hub = Hub {
@@ -218,6 +244,7 @@ impl Broadcaster {
         let inner = Arc::new(Inner {
             hub: Mutex::new(hub),
             shards: handles.into_boxed_slice(),
+            bell: Bell::default(),
             next_shard: AtomicUsize::new(0),
             admitted: AtomicUsize::new(0),
             max_subscribers: settings.max_subscribers,
@@ -310,7 +337,8 @@ impl Broadcaster {
             address,
         };
         let index = self.inner.next_shard.fetch_add(1, Relaxed) % self.inner.shards.len();
-        self.inner.shards[index].send(Command::Subscribe(new))?;
+        self.inner
+            .send(&self.inner.shards[index], Command::Subscribe(new))?;
         self.inner.stats.subscribes_total.fetch_add(1, Relaxed);
         Ok(())
     }
@@ -330,7 +358,7 @@ impl Broadcaster {
             sent
         };
         self.inner.stats.events_published.fetch_add(1, Relaxed);
-        let subscribers = count_queued(replies).await?;
+        let subscribers = replies.total().await?;
         Ok(Published { id, subscribers })
     }
 
@@ -360,21 +388,21 @@ impl Broadcaster {
             .events_published
             .fetch_add(events.len() as u64, Relaxed);
         let mut published = Vec::with_capacity(sent.len());
-        for (id, replies) in sent {
-            let subscribers = count_queued(replies).await?;
+        for (id, count) in sent {
+            let subscribers = count.total().await?;
             published.push(Published { id, subscribers });
         }
         Ok(published)
     }
 
     /// Numbers, encodes and holds one event and sends it to every shard, with the hub held;
-    /// returns its id and the shards' answers to come.
+    /// returns its id and its count of subscribers, or the shards' answers to come.
     fn commit(
         &self,
         hub: &mut Hub,
         event: &Event,
         now: Instant,
-    ) -> Result<(String, Vec<Queued>), Refused> {
+    ) -> Result<(String, Count), Refused> {
         let topics = hub.registry.intern_all(event.topics(), None, now)?;
         let id = match event.id() {
             Some(id) => id.to_owned(),
@@ -401,20 +429,30 @@ impl Broadcaster {
         ledger.push(publication.clone(), |evicted| {
             registry.evicted(&evicted.topics, evicted.seq, &mut freed)
         });
+        let mut with_subscribers = registry.subscribers(&publication.topics).filter(|&n| n > 0);
+        let known = match (with_subscribers.next(), with_subscribers.next()) {
+            (None, _) => Some(0),
+            (Some(n), None) if !event.is_private() => Some(u64::from(n)),
+            _ => None,
+        };
         // Sent while the hub is held, so every shard sees publications in `Seq` order, and a
         // freed id is forgotten before it can be reused.
-        let mut replies = Vec::with_capacity(self.inner.shards.len());
+        let mut replies = Vec::new();
         for shard in self.inner.shards.iter() {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            shard.send(Command::Publish {
+            let reply = known.is_none().then(|| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                replies.push(answer);
+                reply
+            });
+            let publish = Command::Publish {
                 publication: publication.clone(),
                 floor: ledger.floor(),
                 reply,
-            })?;
-            replies.push(answer);
+            };
+            self.inner.send(shard, publish)?;
         }
         self.inner.forget(freed)?;
-        Ok((id, replies))
+        Ok((id, known.map_or(Count::Asked(replies), Count::Known)))
     }
 
     /// Frees the topics without subscribers unused for the idle time.
@@ -459,17 +497,29 @@ impl Broadcaster {
         }
     }
 
+    /// Wakes the shards once for the commands queued in each turn of the runtime this runs
+    /// on, instead of once per command (see `bell`); runs until dropped. The server runs it
+    /// on its front end; without it, every command wakes its shard at once.
+    pub async fn ring_shards(&self) {
+        let inner = &self.inner;
+        let ringing = inner.bell.start(&inner.shards);
+        loop {
+            inner.bell.wait().await;
+            ringing.ring();
+        }
+    }
+
     /// Asks every shard to end its streams and stop.
     pub fn close(&self) {
         for shard in self.inner.shards.iter() {
-            let _ = shard.send(Command::Shutdown);
+            let _ = shard.send_now(Command::Shutdown);
         }
     }
 
     /// Makes a shard thread panic, to test what a failed shard does to the server.
     #[doc(hidden)]
     pub fn fail_a_shard(&self) {
-        let _ = self.inner.shards[0].send(Command::Fail);
+        let _ = self.inner.shards[0].send_now(Command::Fail);
     }
 
     fn hub(&self) -> MutexGuard<'_, Hub> {
@@ -496,6 +546,13 @@ impl Inner {
         self.count_topics(&hub);
     }
 
+    /// Queues `command` for `shard`, which the bell wakes.
+    fn send(&self, shard: &ShardHandle, command: Command) -> Result<(), Refused> {
+        shard.commands.send(command).map_err(|_| Refused::Closed)?;
+        self.bell.queued(shard);
+        Ok(())
+    }
+
     /// Tells every shard to forget topics the registry freed; called with the hub held.
     fn forget(&self, freed: Vec<Freed>) -> Result<(), Refused> {
         if freed.is_empty() {
@@ -503,7 +560,7 @@ impl Inner {
         }
         let freed: Arc<[Freed]> = freed.into();
         for shard in self.shards.iter() {
-            shard.send(Command::Forget(freed.clone()))?;
+            self.send(shard, Command::Forget(freed.clone()))?;
         }
         Ok(())
     }
@@ -554,10 +611,15 @@ impl Hub {
 }
 
 impl ShardHandle {
-    fn send(&self, command: Command) -> Result<(), Refused> {
+    /// Queues `command` and wakes the shard at once.
+    fn send_now(&self, command: Command) -> Result<(), Refused> {
         self.commands.send(command).map_err(|_| Refused::Closed)?;
+        self.wake();
+        Ok(())
+    }
+
+    fn wake(&self) {
         // A failed wake means the shard's poll is gone, which the next send will tell.
         let _ = self.waker.wake();
-        Ok(())
     }
 }

@@ -73,11 +73,11 @@ pub(super) enum Command {
     /// Take over a subscriber whose response head is written.
     Subscribe(NewSubscriber),
     /// Drop history up to `floor`, add the publication to its topics' histories and deliver
-    /// it; answer how many subscribers of this shard it was queued for.
+    /// it; answer how many subscribers of this shard it was queued for, if asked.
     Publish {
         publication: Arc<Publication>,
         floor: Seq,
-        reply: oneshot::Sender<u64>,
+        reply: Option<oneshot::Sender<u64>>,
     },
     /// Forget these topics, which the registry freed (their ids will be reused).
     Forget(Arc<[Freed]>),
@@ -271,8 +271,17 @@ impl Shard {
                 }) => {
                     self.drop_history_through(floor);
                     self.awaiting.push(publication.published_at);
-                    let queued = self.publish(&publication);
-                    let _ = reply.send(queued);
+                    self.publish(&publication);
+                    if let Some(reply) = reply {
+                        let authorized = &self.authorized;
+                        let recipients = membership::recipients(
+                            &self.topics,
+                            &mut self.table,
+                            &publication.topics,
+                            |slot| publication.audience.admits(authorized.selectors(slot)),
+                        );
+                        let _ = reply.send(recipients);
+                    }
                     self.budget -= 1;
                     self.budget_bytes = self.budget_bytes.saturating_sub(publication.frame.len());
                 }
@@ -324,9 +333,8 @@ impl Shard {
         &mut self.topics[index]
     }
 
-    /// Adds the frame to each topic's history; returns how many distinct subscribers of this
-    /// shard it is for.
-    fn publish(&mut self, publication: &Arc<Publication>) -> u64 {
+    /// Adds the frame to each topic's history, for the next delivery pass.
+    fn publish(&mut self, publication: &Arc<Publication>) {
         self.last_seq = publication.seq;
         self.held.push_back(Arc::downgrade(publication));
         for &topic in publication.topics.iter() {
@@ -337,7 +345,6 @@ impl Shard {
                 self.dirty.push(topic);
             }
         }
-        membership::recipients(&self.topics, &mut self.table, &publication.topics)
     }
 
     fn subscribe(&mut self, new: NewSubscriber) {

@@ -186,6 +186,16 @@ impl Registry {
         }
     }
 
+    /// The subscribers of each of `ids`, accepted and not yet gone, on every shard.
+    pub fn subscribers<'a>(&'a self, ids: &'a [TopicId]) -> impl Iterator<Item = u32> + 'a {
+        ids.iter().map(|&id| {
+            self.topics
+                .get(id as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |held| held.subscribers)
+        })
+    }
+
     /// Records a publication of `seq` to `ids`.
     pub fn published(&mut self, ids: &[TopicId], seq: Seq, now: Instant) {
         for &id in ids {
