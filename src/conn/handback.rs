@@ -1450,7 +1450,7 @@ mod tests {
             serve(io, BytesMut::new(), &builder, service, is_events, never).await
         });
         let mut acc = Vec::new();
-        let mut answered = |acc: &mut Vec<u8>| {
+        let answered = |acc: &mut Vec<u8>| {
             let mut count = 0;
             while let Some((res, used)) = parse_response(acc, "GET") {
                 res.assert_ok(b"ok");
