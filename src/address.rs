@@ -6,10 +6,10 @@
 //! is what a subscriber keeps to give its count back when its shard drops it. IPv6 clients
 //! are counted by their /64 prefix, since one host usually holds a whole /64.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use foldhash::HashMap;
 use slab::Slab;
 
 /// A client as limits count it: an IPv4 address, or an IPv6 /64 prefix.

@@ -6,7 +6,9 @@
 //! to end the streams whose token has expired (the browser reconnects and authenticates again).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use foldhash::HashMap;
 
 use super::{Access, NEVER};
 use crate::auth::Selectors;

@@ -13,10 +13,11 @@
 //! publish cannot reuse an id history still holds (which would make resuming from it skip
 //! whatever came between).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use foldhash::HashMap;
 
 use super::history::{Publication, Seq};
 use crate::sse::event::frame_id;
@@ -49,7 +50,7 @@ impl Ledger {
     pub fn new(budget: usize, shards: usize) -> Self {
         Self {
             held: VecDeque::new(),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             bytes: 0,
             budget,
             shards,

@@ -23,7 +23,6 @@ mod table;
 mod topic;
 mod wheel;
 
-use std::collections::HashSet;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -31,6 +30,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use foldhash::HashSet;
 use tokio::sync::watch;
 use tracing::error;
 
@@ -239,7 +239,7 @@ impl Broadcaster {
             ledger: Ledger::new(settings.history_bytes, count),
             seq: 0,
             last_assigned: 0,
-            selectors: HashSet::new(),
+            selectors: HashSet::default(),
         };
         let inner = Arc::new(Inner {
             hub: Mutex::new(hub),
@@ -367,7 +367,7 @@ impl Broadcaster {
     pub async fn publish_batch(&self, events: &[Event]) -> Result<Vec<Published>, Refused> {
         let sent = {
             let mut hub = self.hub();
-            let mut ids = HashSet::with_capacity(events.len());
+            let mut ids = HashSet::with_capacity_and_hasher(events.len(), Default::default());
             for id in events.iter().filter_map(Event::id) {
                 if hub.ledger.find(id.as_bytes()).is_some() || !ids.insert(id) {
                     return Err(Refused::DuplicateId);

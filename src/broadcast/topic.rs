@@ -11,8 +11,9 @@
 //!
 //! Each shard keeps its own [`Topic`] per id: its subscribers on that shard and its history.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use foldhash::{HashMap, HashSet};
 
 use super::history::{History, Seq};
 use crate::address::ClientAddress;
@@ -76,12 +77,12 @@ impl Registry {
     /// subscribes of one address.
     pub fn new(limit: usize, per_address: usize) -> Self {
         Self {
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             topics: Vec::new(),
             free: Vec::new(),
             limit,
             per_address,
-            created: HashMap::new(),
+            created: HashMap::default(),
         }
     }
 
@@ -152,7 +153,7 @@ impl Registry {
         &self,
         names: impl Iterator<Item = &'a String>,
     ) -> Result<(), TopicRefused> {
-        let new: std::collections::HashSet<&str> = names
+        let new: HashSet<&str> = names
             .map(String::as_str)
             .filter(|name| !self.ids.contains_key(*name))
             .collect();

@@ -109,10 +109,8 @@ pub async fn serve(
         }
         let context = front.http.clone();
         let client = admission.address();
-        let service = service_fn(move |mut request: hyper::Request<_>| {
-            // The body budget counts a body against its client's share.
-            request.extensions_mut().insert(client);
-            http::serve(request, context.clone())
+        let service = service_fn(move |request: hyper::Request<_>| {
+            http::serve(request, context.clone(), Some(client))
         });
         // Boxed: hyper's connection state is kilobytes, and a subscriber's task never needs it.
         let served = Box::pin(handback::serve(

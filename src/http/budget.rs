@@ -6,9 +6,10 @@
 //! share, so one client that stalls many bodies cannot take the budget from every other
 //! publisher. A body that would pass either bound is refused at once (`503`).
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use foldhash::HashMap;
 
 use crate::address::ClientAddress;
 use crate::stats::Stats;

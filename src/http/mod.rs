@@ -28,6 +28,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use self::budget::BodyBudget;
 use self::cors::Cors;
+use crate::address::ClientAddress;
 use crate::auth::Verifier;
 use crate::broadcast::Broadcaster;
 use crate::metrics::Metrics;
@@ -88,13 +89,15 @@ impl Routes {
     }
 }
 
-/// Answers one request.
+/// Answers one request from `client`, whose share of the body budget a publish counts against
+/// (`None`: the total only).
 pub async fn serve(
     request: Request<Incoming>,
     context: Arc<Context>,
+    client: Option<ClientAddress>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let origin = request.headers().get(ORIGIN).cloned();
-    let mut response = route(request, &context).await;
+    let mut response = route(request, &context, client).await;
     if let Some(allowed) = context
         .cors
         .allow(origin.as_ref().map(HeaderValue::as_bytes))
@@ -112,7 +115,11 @@ pub async fn serve(
     Ok(response)
 }
 
-async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
+async fn route(
+    request: Request<Incoming>,
+    context: &Context,
+    client: Option<ClientAddress>,
+) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let method = request.method();
     let routes = context.routes;
@@ -123,7 +130,9 @@ async fn route(request: Request<Incoming>, context: &Context) -> Response<Full<B
         (&Method::GET | &Method::HEAD, path) if routes.demo() && assets::exists(path) => {
             assets::get(path).unwrap_or_else(not_found)
         }
-        (&Method::POST, "/publish") if routes.publish() => publish::handle(request, context).await,
+        (&Method::POST, "/publish") if routes.publish() => {
+            publish::handle(request, context, client).await
+        }
         (_, "/publish") if routes.subscribe() && !routes.publish() => publish_elsewhere(),
         (&Method::GET, "/events") if routes.subscribe() => reconnect_elsewhere(request.uri()),
         (&Method::OPTIONS, _) if context.cors.is_on() => preflight(),

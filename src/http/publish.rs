@@ -119,9 +119,13 @@ enum Format {
 }
 
 /// Handles a publish request.
-pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<Full<Bytes>> {
+pub async fn handle(
+    request: Request<Incoming>,
+    context: &Context,
+    client: Option<ClientAddress>,
+) -> Response<Full<Bytes>> {
     let deadline = Instant::now() + context.body_timeout;
-    match publish(request, context, deadline).await {
+    match publish(request, context, client, deadline).await {
         Ok(Outcome::One(published)) => json(StatusCode::OK, &Answer::from(&published)),
         Ok(Outcome::Batch(published)) => {
             let answers: Vec<Answer> = published.iter().map(Answer::from).collect();
@@ -152,6 +156,7 @@ pub async fn handle(request: Request<Incoming>, context: &Context) -> Response<F
 async fn publish(
     request: Request<Incoming>,
     context: &Context,
+    client: Option<ClientAddress>,
     deadline: Instant,
 ) -> Result<Outcome, PublishError> {
     // A publisher that may not publish at all is refused before its body is read.
@@ -172,7 +177,6 @@ async fn publish(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(PublishError::TooLarge(limit));
     }
-    let client = request.extensions().get::<ClientAddress>().copied();
     let mut permit = context.body_budget.hold(client);
     let body = request.into_body();
     let body = timeout_at(deadline, read_body(body, limit, &mut permit))
@@ -293,11 +297,13 @@ fn format(content_type: Option<&hyper::header::HeaderValue>) -> Result<Format, P
     let essence = content_type
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
-        .map(|essence| essence.trim().to_ascii_lowercase());
-    match essence.as_deref() {
-        Some("application/json") => Ok(Format::Json),
-        Some("application/x-www-form-urlencoded") => Ok(Format::Form),
-        _ => Err(PublishError::UnsupportedMediaType),
+        .map_or("", str::trim);
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(Format::Json)
+    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(Format::Form)
+    } else {
+        Err(PublishError::UnsupportedMediaType)
     }
 }
 

@@ -181,7 +181,7 @@ fn split_lines(data: &str) -> impl Iterator<Item = &str> + Clone {
     let mut rest = Some(data);
     std::iter::from_fn(move || {
         let text = rest?;
-        match text.find(['\r', '\n']) {
+        match memchr::memchr2(b'\r', b'\n', text.as_bytes()) {
             Some(end) => {
                 let skip = if text[end..].starts_with("\r\n") {
                     2

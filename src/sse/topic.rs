@@ -35,23 +35,26 @@ impl Topics {
     /// Linear in the names given, and it stops at the first name refused or at the first
     /// distinct name past [`MAX_TOPICS`]: a request naming thousands of topics costs no more
     /// than 65 of them.
-    pub fn new(names: Vec<String>) -> Result<Self, TopicError> {
-        let mut kept: Vec<String> = Vec::with_capacity(names.len().min(MAX_TOPICS));
-        for name in names {
-            validate(&name)?;
+    pub fn new(mut names: Vec<String>) -> Result<Self, TopicError> {
+        // The names kept move to the front, in place.
+        let mut kept = 0;
+        for next in 0..names.len() {
+            validate(&names[next])?;
             // At most MAX_TOPICS names are kept, so this scan is bounded by a constant.
-            if kept.contains(&name) {
+            if names[..kept].contains(&names[next]) {
                 continue;
             }
-            if kept.len() == MAX_TOPICS {
+            if kept == MAX_TOPICS {
                 return Err(TopicError::TooMany);
             }
-            kept.push(name);
+            names.swap(kept, next);
+            kept += 1;
         }
-        if kept.is_empty() {
+        if kept == 0 {
             return Err(TopicError::None);
         }
-        Ok(Self(kept))
+        names.truncate(kept);
+        Ok(Self(names))
     }
 }
 
