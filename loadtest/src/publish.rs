@@ -2,8 +2,9 @@
 //! connection, one at a time (`single`) or pipelined at a steady rate on a thread of their own
 //! (`fanout`), so that a server slow to answer a publish cannot slow the rate down.
 //!
-//! An event's data is `<seq> <unix-nanos>`, padded with ` xxx...` to `size` bytes; the stamp is
-//! taken just before the request is written, so latency includes the server's publish path.
+//! An event's data is `<seq> <unix-nanos> <stream>`, padded with ` xxx...` to `size` bytes: its
+//! number within its stream (the publishing connection, always 0 here), and a stamp taken just
+//! before the request is written, so latency includes the server's publish path.
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
@@ -22,9 +23,9 @@ use crate::latency::{self, Hist, Latency};
 use crate::target::Target;
 use crate::ui::Ui;
 
-/// Makes the data of event `seq` stamped `nanos`, at least `size` bytes.
-pub fn event_data(seq: u64, nanos: u64, size: usize) -> String {
-    let mut data = format!("{seq} {nanos}");
+/// Makes the data of event `seq` of `stream` stamped `nanos`, at least `size` bytes.
+pub fn event_data(seq: u64, nanos: u64, stream: u8, size: usize) -> String {
+    let mut data = format!("{seq} {nanos} {stream}");
     if data.len() < size {
         data.push(' ');
         data.extend(std::iter::repeat_n('x', size - data.len()));
@@ -62,7 +63,7 @@ impl Requests {
 
     /// The request that publishes event `seq`, stamped now.
     pub fn event(&self, seq: u64) -> Vec<u8> {
-        let data = event_data(seq, now_nanos(), self.size);
+        let data = event_data(seq, now_nanos(), 0, self.size);
         let body = self.target.publish.body(&self.topic, &data);
         let mut raw = String::with_capacity(self.head.len() + body.len() + 16);
         raw.push_str(&self.head);
@@ -338,12 +339,29 @@ pub fn run_paced(
 #[cfg(test)]
 mod tests {
     use super::event_data;
+    use crate::client::sse::{Frame, Parser};
 
     #[test]
     fn data_is_stamped_and_padded() {
-        assert_eq!(event_data(7, 123, 0), "7 123");
-        assert_eq!(event_data(7, 123, 10), "7 123 xxxx");
-        assert_eq!(event_data(7, 123, 10).len(), 10);
-        assert_eq!(event_data(7, 123, 6), "7 123 ");
+        assert_eq!(event_data(7, 123, 0, 0), "7 123 0");
+        assert_eq!(event_data(7, 123, 4, 12), "7 123 4 xxxx");
+        assert_eq!(event_data(7, 123, 4, 12).len(), 12);
+        assert_eq!(event_data(7, 123, 255, 12), "7 123 255 xx");
+        assert_eq!(event_data(7, 123, 4, 8), "7 123 4 ");
+    }
+
+    #[test]
+    fn subscribers_read_the_stamp_back() {
+        for size in [0, 64] {
+            let text = format!("data: {}\n\n", event_data(7, 123, 4, size));
+            let mut frames = Vec::new();
+            Parser::default().feed(text.as_bytes(), &mut |frame| frames.push(frame));
+            let stamp = Frame::Event {
+                seq: 7,
+                nanos: 123,
+                stream: 4,
+            };
+            assert_eq!(frames, vec![stamp], "{text}");
+        }
     }
 }
