@@ -1,12 +1,14 @@
 //! The publisher: events stamped with their sequence and send time, on keep-alive connections.
 //! [`Publisher`] sends one at a time and waits for each answer (`single`); `paced` pipelines
-//! them at a steady rate on connections used in turn (`fanout`, `hostile`), over the pipelined
-//! connections of `pipeline`.
+//! them at a steady rate on connections used in turn (`fanout`, `hostile`), and `burst` as fast
+//! as a window of unanswered requests allows (`publish`), both over the pipelined connections
+//! of `pipeline`.
 //!
 //! An event's data is `<seq> <unix-nanos> <stream>`, padded with ` xxx...` to `size` bytes: its
-//! number within its stream (the publishing connection, always 0 here), and a stamp taken just
-//! before the request is written, so latency includes the server's publish path.
+//! number within its stream (a burst's publishing connection; 0 otherwise), and a stamp taken
+//! just before the request is written, so latency includes the server's publish path.
 
+mod burst;
 mod paced;
 mod pipeline;
 
@@ -17,6 +19,7 @@ use crate::error::Error;
 use crate::http::HttpConn;
 use crate::target::Target;
 
+pub use burst::{run_burst, Burst, BurstReport};
 pub use paced::{run_paced, Pace, Published};
 
 /// Makes the data of event `seq` of `stream` stamped `nanos`, at least `size` bytes.
@@ -57,16 +60,32 @@ impl Requests {
         }
     }
 
-    /// The request that publishes event `seq`, stamped now.
+    /// The request that publishes event `seq` of stream 0, stamped now.
     pub fn event(&self, seq: u64) -> Vec<u8> {
-        let data = event_data(seq, now_nanos(), 0, self.size);
-        let body = self.target.publish.body(&self.topic, &data);
-        let mut raw = String::with_capacity(self.head.len() + body.len() + 16);
-        raw.push_str(&self.head);
-        raw.push_str(&body.len().to_string());
-        raw.push_str("\r\n\r\n");
-        raw.push_str(&body);
-        raw.into_bytes()
+        let mut raw = Vec::new();
+        self.append(&mut raw, 0, seq, 1);
+        raw
+    }
+
+    /// Appends to `raw` the request that publishes events `first..first + count` of `stream`,
+    /// stamped now: one event's body or, for more than one, a JSON array of them,
+    /// `[body,body,...]` (a batch publish, which only some servers accept).
+    pub fn append(&self, raw: &mut Vec<u8>, stream: u8, first: u64, count: u64) {
+        let nanos = now_nanos();
+        let body = |seq| {
+            let data = event_data(seq, nanos, stream, self.size);
+            self.target.publish.body(&self.topic, &data)
+        };
+        let body = if count <= 1 {
+            body(first)
+        } else {
+            let bodies: Vec<String> = (first..first + count).map(body).collect();
+            format!("[{}]", bodies.join(","))
+        };
+        raw.extend_from_slice(self.head.as_bytes());
+        raw.extend_from_slice(body.len().to_string().as_bytes());
+        raw.extend_from_slice(b"\r\n\r\n");
+        raw.extend_from_slice(body.as_bytes());
     }
 }
 
@@ -102,8 +121,60 @@ impl Publisher {
 
 #[cfg(test)]
 mod tests {
-    use super::event_data;
+    use super::{event_data, Requests};
     use crate::client::sse::{Frame, Parser};
+    use crate::target::{Publish, Target, Url, DEFAULT_BODY};
+
+    fn requests(body_template: &str) -> Requests {
+        let url = |path| Url::parse(&format!("http://127.0.0.1:9{path}")).unwrap();
+        let target = Target {
+            name: "test".into(),
+            subscribe: url("/events?topic=load"),
+            publish: Publish {
+                url: url("/publish"),
+                body_template: body_template.into(),
+                content_type: "application/json".into(),
+            },
+            topic: "load".into(),
+            pids: Vec::new(),
+        };
+        Requests::new(&target, 48)
+    }
+
+    /// The body of one request in `raw`, checked against its `Content-Length`.
+    fn body(raw: &[u8]) -> String {
+        let text = String::from_utf8(raw.to_vec()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST /publish HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"));
+        let length = head.rsplit_once("Content-Length: ").unwrap().1;
+        assert_eq!(length.parse::<usize>().unwrap(), body.len());
+        body.to_owned()
+    }
+
+    #[test]
+    fn one_event_or_a_json_array_of_them() {
+        let requests = requests(DEFAULT_BODY);
+        let one: serde_json::Value = serde_json::from_str(&body(&requests.event(5))).unwrap();
+        assert_eq!(one["topic"], "load");
+        assert!(one["data"].as_str().unwrap().starts_with("5 "));
+        let mut raw = Vec::new();
+        requests.append(&mut raw, 3, 10, 4);
+        let batch: Vec<serde_json::Value> = serde_json::from_str(&body(&raw)).unwrap();
+        let data: Vec<&str> = batch.iter().map(|e| e["data"].as_str().unwrap()).collect();
+        assert_eq!(data.len(), 4);
+        for (seq, data) in (10..).zip(data) {
+            let words: Vec<&str> = data.split(' ').collect();
+            assert_eq!((words[0], words[2]), (seq.to_string().as_str(), "3"));
+            assert_eq!(data.len(), 48);
+        }
+    }
+
+    #[test]
+    fn a_form_template_is_filled_in_too() {
+        let requests = requests("topic={topic}&data={data}");
+        let form = body(&requests.event(7));
+        assert!(form.starts_with("topic=load&data=7 "), "{form}");
+    }
 
     #[test]
     fn data_is_stamped_and_padded() {
