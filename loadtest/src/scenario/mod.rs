@@ -1,14 +1,15 @@
-//! The scenarios: `connect`, `single`, `fanout`, `pulse` and `hostile`, each a function from a [`Run`] and
-//! its arguments to a report that serializes to JSON and renders as a table.
+//! The scenarios: `connect`, `single`, `fanout`, `publish`, `pulse` and `hostile`, each a function
+//! from a [`Run`] and its arguments to a report that serializes to JSON and renders as a table.
 //!
 //! [`Run`] also holds the set-up they share: [`Run::watch`] starts the clients and the sampler,
 //! and [`Run::connect_all`] goes on to connect every subscriber and leave the server idle and the
-//! counts at zero, where the delivery scenarios (`single`, `fanout`, `hostile`) begin;
+//! counts at zero, where the delivery scenarios (`single`, `fanout`, `publish`, `hostile`) begin;
 //! [`Run::drain`] waits for the last deliveries once publishing is over.
 
 pub mod connect;
 pub mod fanout;
 pub mod hostile;
+pub mod publish;
 pub mod pulse;
 pub mod single;
 
