@@ -34,6 +34,10 @@ pub enum Command {
     Single(SingleCmd),
     /// Big then small connection spikes; how fast server RSS comes back down.
     Pulse(PulseCmd),
+    /// Publish as fast as the server answers, on pipelined keep-alive connections; events and
+    /// requests per second, server and client CPU per event, publish round trips, and loss
+    /// and order at a few subscribers.
+    Publish(PublishCmd),
     /// Publish to good subscribers, alone and then beside every kind of hostile client;
     /// loss, latency and server memory in both phases, and what each attacker got.
     Hostile(HostileCmd),
@@ -194,6 +198,36 @@ pub struct FanoutCmd {
     /// more than one, events in flight together may arrive reordered.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub publish_connections: u16,
+}
+
+/// `publish` flags.
+#[derive(Debug, Clone, Args)]
+pub struct PublishCmd {
+    /// Flags every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscribers, each checking every event.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=250_000))]
+    pub subscribers: u32,
+    /// Keep-alive publish connections, each numbering its own events (checked in order per
+    /// connection).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections: u16,
+    /// Events in all, shared out between the connections.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub events: u32,
+    /// Requests written but not answered per connection (the pipelining depth). Requests are
+    /// written as fast as this window allows, not at a set rate.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub in_flight: u32,
+    /// Events per request. Above 1, a request is a JSON array of single-event bodies made
+    /// from --publish-body, `[body1,body2,...]`: only servers with batch publish accept it
+    /// (ssecast, up to its --max-batch).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch: u32,
+    /// Event data size in bytes (at least the stamp).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub size: u32,
 }
 
 /// `pulse` flags.
@@ -434,6 +468,20 @@ impl FanoutCmd {
     }
 }
 
+impl PublishCmd {
+    /// The scenario's arguments.
+    pub fn args(&self) -> scenario::publish::Args {
+        scenario::publish::Args {
+            subscribers: self.subscribers as usize,
+            connections: usize::from(self.connections),
+            events: u64::from(self.events),
+            in_flight: u64::from(self.in_flight),
+            batch: u64::from(self.batch),
+            size: self.size as usize,
+        }
+    }
+}
+
 impl HostileCmd {
     /// A run with good subscribers spread at most [`GOOD_PER_ADDRESS`] to an address.
     pub fn run(&self, target: Target) -> Run {
@@ -540,6 +588,35 @@ mod tests {
             "1,2"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn publish_defaults_and_bounds() {
+        use super::Command;
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["t", "publish"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Publish(cmd)) => Some(cmd.args()),
+                _ => None,
+            }
+        };
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(
+            (defaults.subscribers, defaults.connections, defaults.events),
+            (1, 8, 100_000)
+        );
+        assert_eq!(
+            (defaults.in_flight, defaults.batch, defaults.size),
+            (16, 1, 64)
+        );
+        assert!(
+            parse(&["--connections", "257"]).is_none(),
+            "streams are 0 to 255"
+        );
+        assert!(parse(&["--batch", "0"]).is_none());
+        assert!(parse(&["--in-flight", "0"]).is_none());
+        assert_eq!(parse(&["--batch", "100"]).unwrap().batch, 100);
     }
 
     #[test]

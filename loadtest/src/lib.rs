@@ -6,12 +6,12 @@
 //! over JSON lines. Each connection parses its stream with a few bytes of state (`client::sse`,
 //! `client::chunked`) and accounts sequence numbers (`client::seq`); latencies go into
 //! per-thread histograms (`latency`) that are added up at the end. The `publish`er stamps
-//! each event with its send time. `probe` reads memory and CPU from `/proc`, `sampler` records
-//! them over time for `svg`. `scenario` holds the runs (`connect`, `single`, `fanout`,
-//! `pulse`, `hostile`); `floor` is the trivial broadcaster they compare against, and `attack`
-//! the misbehaving clients `hostile` sets on the server. `token` makes the subscriber tokens
-//! of the `tokens` command and reads them back for `--token-file`. Only loopback targets are
-//! accepted (`target`), and every phase has a time bound.
+//! each event with its stream, sequence and send time. `probe` reads memory and CPU from
+//! `/proc`, `sampler` records them over time for `svg`. `scenario` holds the runs (`connect`,
+//! `single`, `fanout`, `publish`, `pulse`, `hostile`); `floor` is the trivial broadcaster they
+//! compare against, and `attack` the misbehaving clients `hostile` sets on the server. `token`
+//! makes the subscriber tokens of the `tokens` command and reads them back for `--token-file`.
+//! Only loopback targets are accepted (`target`), and every phase has a time bound.
 #![forbid(unsafe_code)]
 
 pub mod addr;

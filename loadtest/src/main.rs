@@ -13,7 +13,7 @@ use ssecast_loadtest::error::Error;
 use ssecast_loadtest::floor;
 use ssecast_loadtest::report::Table;
 use ssecast_loadtest::sampler::Sample;
-use ssecast_loadtest::scenario::{connect, fanout, hostile, pulse, single, Run};
+use ssecast_loadtest::scenario::{connect, fanout, hostile, publish, pulse, single, Run};
 use ssecast_loadtest::{svg, token, worker};
 
 fn main() -> ExitCode {
@@ -104,6 +104,20 @@ fn run(cli: Cli) -> Result<(), Error> {
             let report = pulse::run(&run, &cmd.args()?)?;
             let table = pulse::table(&report);
             finish::<pulse::Report>(&cmd.common, "pulse", &report, None, table, &report.samples)
+        }
+        Command::Publish(cmd) => {
+            let run = cmd.common.run(cmd.common.target()?, 0);
+            let report = publish::run(&run, &cmd.args())?;
+            warn_losses(report.lost, report.duplicated, report.reordered);
+            let table = publish::table(&report);
+            finish::<publish::Report>(
+                &cmd.common,
+                "publish",
+                &report,
+                None,
+                table,
+                &report.samples,
+            )
         }
         Command::Hostile(cmd) => {
             let run = cmd.run(cmd.common.target()?);

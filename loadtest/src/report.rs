@@ -129,6 +129,24 @@ pub fn count(value: f64) -> String {
     format!("{value:.0}")
 }
 
+/// A whole number with thousands separators: `84,123`.
+pub fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A rate, rounded to a whole number per second: `84,123/s`.
+pub fn per_second(value: f64) -> String {
+    format!("{}/s", thousands(value.round().max(0.0) as u64))
+}
+
 /// Milliseconds with two decimals.
 pub fn ms(value: f64) -> String {
     format!("{value:.2} ms")
@@ -169,7 +187,7 @@ pub fn alarm(count: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{alarm, ratio, Comparison, Named, Table};
+    use super::{alarm, per_second, ratio, thousands, Comparison, Named, Table};
 
     struct Figures {
         server: &'static str,
@@ -197,6 +215,17 @@ mod tests {
         assert_eq!(ratio(3.0, 0.0), "-");
         assert_eq!(alarm(0), "0");
         assert_eq!(alarm(3), "!! 3 !!");
+    }
+
+    #[test]
+    fn large_numbers_are_grouped_by_thousands() {
+        let grouped = [0, 7, 999, 1000, 84_123, 100_000, 389_029_477].map(thousands);
+        assert_eq!(
+            grouped,
+            ["0", "7", "999", "1,000", "84,123", "100,000", "389,029,477"]
+        );
+        assert_eq!(per_second(389_029_477.098_7), "389,029,477/s");
+        assert_eq!(per_second(0.4), "0/s");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use ssecast_loadtest::attack::{Kind, Sizes};
 use ssecast_loadtest::fleet::ClientOptions;
-use ssecast_loadtest::scenario::{fanout, hostile, single, Run};
+use ssecast_loadtest::scenario::{fanout, hostile, publish, single, Run};
 use ssecast_loadtest::target::{Publish, Target, Url, DEFAULT_BODY};
 use ssecast_loadtest::ui::Ui;
 use tokio::net::TcpListener;
@@ -15,11 +15,12 @@ use tokio::sync::oneshot;
 /// How long one scenario may take.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A server on a free port; dropping the sender stops it.
-async fn start_server() -> (std::net::SocketAddr, oneshot::Sender<()>) {
+/// A server on a free port, started with `flags`; dropping the sender stops it.
+async fn start_server(flags: &[&str]) -> (std::net::SocketAddr, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = ssecast::config::Config::try_parse_from(["ssecast"]).unwrap();
+    let args = std::iter::once("ssecast").chain(flags.iter().copied());
+    let config = ssecast::config::Config::try_parse_from(args).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(ssecast::run(listener, config, async move {
         let _ = stopped.await;
@@ -65,7 +66,7 @@ async fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_counts_every_delivery_of_200_subscribers_by_20_events() {
-    let (addr, _stop) = start_server().await;
+    let (addr, _stop) = start_server(&[]).await;
     let run = run_against(addr, 19_000, 0);
     let args = fanout::Args {
         subscribers: 200,
@@ -92,7 +93,7 @@ async fn fanout_counts_every_delivery_of_200_subscribers_by_20_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_over_two_worker_processes_and_the_floor() {
-    let (addr, _stop) = start_server().await;
+    let (addr, _stop) = start_server(&[]).await;
     // 100 subscribers per process: this process and one worker.
     let run = run_against(addr, 100, 5);
     let args = single::Args {
@@ -126,7 +127,7 @@ async fn single_over_two_worker_processes_and_the_floor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_clients_of_every_kind_cost_the_good_subscribers_nothing() {
-    let (addr, _stop) = start_server().await;
+    let (addr, _stop) = start_server(&[]).await;
     let run = run_against(addr, 19_000, 0);
     let args = hostile::Args {
         subscribers: 50,
@@ -189,4 +190,64 @@ async fn hostile_clients_of_every_kind_cost_the_good_subscribers_nothing() {
         flood.no_answer >= 20 && flood.statuses.is_empty(),
         "{flood:?}"
     );
+}
+
+/// Publishes 2,000 events from 2 pipelined connections, `batch` to a request, to 2
+/// subscribers, and checks that each got every event of each connection once and in order.
+async fn publish_2000_events(batch: u64) {
+    let (addr, _stop) = start_server(&["--max-connections-per-ip", "0"]).await;
+    let run = run_against(addr, 19_000, 0);
+    let args = publish::Args {
+        subscribers: 2,
+        connections: 2,
+        events: 2000,
+        in_flight: 4,
+        batch,
+        size: 64,
+    };
+    let report = within_limit(move || publish::run(&run, &args))
+        .await
+        .unwrap();
+    let requests = 2000 / batch;
+    assert_eq!(report.subscribers, 2);
+    assert_eq!(
+        (report.publish.published, report.publish.failed),
+        (2000, 0),
+        "{:?}",
+        report.first_error
+    );
+    assert_eq!(
+        (report.publish.requests, report.publish.requests_ok),
+        (requests, requests)
+    );
+    assert_eq!((report.expected, report.delivered), (2 * 2000, 2 * 2000));
+    assert_eq!(
+        (report.lost, report.duplicated, report.reordered),
+        (0, 0, 0)
+    );
+    assert!(report.drained);
+    assert_eq!(report.publish.round_trip.count, requests);
+    assert_eq!(report.latency.count, 2 * 2000);
+    let round_trip = report.publish.round_trip;
+    assert!(round_trip.p50_ms <= round_trip.p99_ms && round_trip.p99_ms < 10_000.0);
+    assert!(report.latency.p99_ms < 10_000.0, "{:?}", report.latency);
+    assert!(report.publish.seconds > 0.0 && report.publish.seconds < 60.0);
+    let per_request = report.events_per_second / report.requests_per_second;
+    assert!((per_request - batch as f64).abs() < 1e-6, "{per_request}");
+    for cpu in [
+        report.server_cpu_per_event_us,
+        report.client_cpu_per_event_us,
+    ] {
+        assert!(cpu.is_finite() && cpu >= 0.0, "{cpu}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_from_two_connections_loses_and_reorders_nothing() {
+    publish_2000_events(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_in_batches_of_ten_loses_and_reorders_nothing() {
+    publish_2000_events(10).await;
 }

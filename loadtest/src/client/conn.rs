@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 
 use super::chunked::Chunked;
-use super::seq::SeqTracker;
+use super::seq::Streams;
 use super::sse::Parser;
 use super::tally::Tally;
 
@@ -49,8 +49,8 @@ pub struct Conn {
     pub stream: TcpStream,
     /// Where it is in the response.
     pub phase: Phase,
-    /// Which events it received.
-    pub seq: SeqTracker,
+    /// Which events it received, stream by stream.
+    pub seq: Streams,
 }
 
 /// What became of a connection after some IO.

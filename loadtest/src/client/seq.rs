@@ -1,9 +1,11 @@
 //! Per-subscriber accounting of sequence numbers: lost, duplicated and reordered events.
 //!
-//! A subscriber keeps 16 bytes: the highest sequence seen, a 64-bit window of which of the 64
-//! sequences up to it arrived, and how many distinct sequences arrived. An event older than the
-//! window counts as reordered and new: a duplicate that arrives more than 64 events late is not
-//! told apart from a late first copy. Lost events are what is left: expected minus distinct.
+//! Each publishing stream (a publish connection) numbers its events from 0, and only the order
+//! within a stream counts: streams may interleave. A subscriber keeps 16 bytes per stream: the
+//! highest sequence seen, a 64-bit window of which of the 64 sequences up to it arrived, and how
+//! many distinct sequences arrived. An event older than the window counts as reordered and new:
+//! a duplicate that arrives more than 64 events late is not told apart from a late first copy.
+//! Lost events are what is left: expected minus distinct, all streams together.
 
 /// The window of recent sequences, in events.
 pub const WINDOW: u32 = 64;
@@ -63,9 +65,40 @@ impl SeqTracker {
     }
 }
 
+/// The accounting of one subscriber over streams 0 to 255. Stream 0 is kept inline, so that the
+/// scenarios publishing one stream allocate nothing per subscriber (40 bytes in all); the
+/// others are allocated when a stream's first event arrives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Streams {
+    /// Stream 0.
+    first: SeqTracker,
+    /// Streams 1 and up, as far as the highest seen.
+    rest: Vec<SeqTracker>,
+}
+
+impl Streams {
+    /// Records the arrival of `seq` of `stream`.
+    pub fn record(&mut self, stream: u8, seq: u32) -> Arrival {
+        let Some(index) = usize::from(stream).checked_sub(1) else {
+            return self.first.record(seq);
+        };
+        if self.rest.len() <= index {
+            self.rest.resize(index + 1, SeqTracker::default());
+        }
+        let tracker = self.rest.get_mut(index);
+        tracker.expect("resized to hold the stream").record(seq)
+    }
+
+    /// Distinct events seen so far, all streams together.
+    pub fn distinct(&self) -> u64 {
+        let rest: u64 = self.rest.iter().map(|t| u64::from(t.distinct())).sum();
+        u64::from(self.first.distinct()) + rest
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Arrival, SeqTracker};
+    use super::{Arrival, SeqTracker, Streams};
 
     fn run(seqs: &[u32]) -> (Vec<Arrival>, u32) {
         let mut tracker = SeqTracker::default();
@@ -112,5 +145,18 @@ mod tests {
         assert_eq!(far.record(1000), I);
         assert_eq!(far.record(999), R);
         assert_eq!(far.record(999), D);
+    }
+
+    #[test]
+    fn streams_interleave_and_keep_their_own_order() {
+        let mut streams = Streams::default();
+        let arrivals: Vec<Arrival> = [(0, 0), (2, 0), (0, 1), (2, 1), (1, 0), (2, 3), (2, 2)]
+            .iter()
+            .map(|&(stream, seq)| streams.record(stream, seq))
+            .collect();
+        assert_eq!(arrivals, vec![I, I, I, I, I, I, R]);
+        assert_eq!(streams.record(2, 1), D);
+        assert_eq!(streams.record(255, 0), I);
+        assert_eq!(streams.distinct(), 8);
     }
 }

@@ -2,18 +2,21 @@
 //!
 //! It follows the event-stream grammar (lines end in CR, LF or CRLF; `:` starts a comment; a
 //! blank line ends an event) but keeps only what the loadtest needs: whether an event had data,
-//! and the `<seq> <unix-nanos>` that starts the first `data:` line of the loadtest's own events.
-//! Digits are folded in as they arrive, so an event split across reads needs no carry buffer.
+//! and the `<seq> <unix-nanos>[ <stream>]` that starts the first `data:` line of the loadtest's
+//! own events (a missing stream is stream 0). Digits are folded in as they arrive, so an event
+//! split across reads needs no carry buffer.
 
 /// What a completed frame was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame {
-    /// An event whose first data line starts with `<seq> <unix-nanos>`.
+    /// An event whose first data line starts with `<seq> <unix-nanos>[ <stream>]`.
     Event {
-        /// The publisher's sequence number.
+        /// The sequence number within its stream.
         seq: u64,
         /// When it was published, in nanoseconds since the Unix epoch.
         nanos: u64,
+        /// The publishing stream (connection) that numbered it.
+        stream: u64,
     },
     /// An event with other data (a `gap` notice, another publisher's event).
     Other,
@@ -39,11 +42,12 @@ enum Line {
 const NOT_DATA: u8 = u8::MAX;
 const DATA: &[u8; 4] = b"data";
 
-/// How far the first data line of the event got as `<seq> <nanos>`.
+/// How far the first data line of the event got as `<seq> <nanos>[ <stream>]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Stamp {
     Seq,
     Nanos,
+    Stream,
     Done,
     Bad,
 }
@@ -57,12 +61,13 @@ pub struct Parser {
     after_cr: bool,
     /// Data lines seen in the current event.
     data_lines: u32,
-    /// Progress of the `<seq> <nanos>` stamp in the first data line.
+    /// Progress of the `<seq> <nanos>[ <stream>]` stamp in the first data line.
     stamp: Stamp,
     /// Digits of the stamp part in progress.
     digits: u8,
     seq: u64,
     nanos: u64,
+    stream: u64,
 }
 
 impl Default for Parser {
@@ -75,6 +80,7 @@ impl Default for Parser {
             digits: 0,
             seq: 0,
             nanos: 0,
+            stream: 0,
         }
     }
 }
@@ -160,7 +166,14 @@ impl Parser {
                 self.digits = 0;
             }
             (Stamp::Nanos, b'0'..=b'9') => self.nanos = fold(self.nanos, byte, &mut self.digits),
+            (Stamp::Nanos, b' ') if self.digits > 0 => {
+                self.stamp = Stamp::Stream;
+                self.digits = 0;
+            }
             (Stamp::Nanos, _) if self.digits > 0 => self.stamp = Stamp::Done,
+            (Stamp::Stream, b'0'..=b'9') => self.stream = fold(self.stream, byte, &mut self.digits),
+            // No stream (padding follows the stamp), or the end of one.
+            (Stamp::Stream, _) => self.stamp = Stamp::Done,
             _ => self.stamp = Stamp::Bad,
         }
         if self.digits > 20 {
@@ -184,11 +197,12 @@ impl Parser {
 
     fn end_first_data_line(&mut self) {
         if self.data_lines == 1 && self.stamp < Stamp::Done {
-            self.stamp = if self.stamp == Stamp::Nanos && self.digits > 0 {
-                Stamp::Done
-            } else {
-                Stamp::Bad
+            let ended = match self.stamp {
+                Stamp::Nanos => self.digits > 0,
+                Stamp::Stream => true,
+                _ => false,
             };
+            self.stamp = if ended { Stamp::Done } else { Stamp::Bad };
         }
     }
 
@@ -198,6 +212,7 @@ impl Parser {
                 Stamp::Done => Frame::Event {
                     seq: self.seq,
                     nanos: self.nanos,
+                    stream: self.stream,
                 },
                 _ => Frame::Other,
             });
@@ -230,7 +245,11 @@ mod tests {
     }
 
     fn ev(seq: u64, nanos: u64) -> Frame {
-        Frame::Event { seq, nanos }
+        on(0, seq, nanos)
+    }
+
+    fn on(stream: u64, seq: u64, nanos: u64) -> Frame {
+        Frame::Event { seq, nanos, stream }
     }
 
     /// A stream with every feature the parser handles, and what it must yield.
@@ -246,7 +265,11 @@ mod tests {
         data: x6 1\n\n\
         dat: 7 7\n\n\
         datum: 8 8\n\n\
-        data: 9 1000 \n\n";
+        data: 9 1000 \n\n\
+        data: 10 20 3 xx\n\n\
+        data: 11 21 255\n\n\
+        data: 12 22 7x\n\n\
+        data: 13 23 12345678901234567890123\n\n";
 
     fn expected() -> Vec<Frame> {
         vec![
@@ -262,6 +285,10 @@ mod tests {
             Frame::Other,
             Frame::Other,
             ev(9, 1000),
+            on(3, 10, 20),
+            on(255, 11, 21),
+            on(7, 12, 22),
+            Frame::Other,
         ]
     }
 
@@ -297,10 +324,10 @@ mod tests {
     #[test]
     fn line_endings_all_end_events() {
         for end in ["\n", "\r", "\r\n"] {
-            let text = format!("data: 5 6{end}{end}data: 7 8 pad{end}{end}");
+            let text = format!("data: 5 6{end}{end}data: 7 8 pad{end}{end}data: 9 9 2{end}{end}");
             assert_eq!(
                 parse_in(&[text.as_bytes()]),
-                vec![ev(5, 6), ev(7, 8)],
+                vec![ev(5, 6), ev(7, 8), on(2, 9, 9)],
                 "{end:?}"
             );
         }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::seq::{Arrival, SeqTracker};
+use super::seq::{Arrival, Streams};
 use super::sse::Frame;
 use crate::latency::{self, Hist};
 
@@ -27,9 +27,9 @@ pub struct Tally {
     pub lost: u64,
     /// Second and later copies of an event.
     pub duplicated: u64,
-    /// First copies that arrived after a later event.
+    /// First copies that arrived after a later event of their stream.
     pub reordered: u64,
-    /// Events with a sequence number beyond [`SEQ_LIMIT`].
+    /// Events with a sequence number beyond [`SEQ_LIMIT`] or a stream beyond 255.
     pub unexpected: u64,
     /// Events with other data (not published by this run).
     pub other_events: u64,
@@ -80,9 +80,11 @@ impl Tally {
 
     /// Counts one frame received at `now_nanos` by the subscriber with `tracker`.
     #[inline]
-    pub fn frame(&mut self, frame: Frame, tracker: &mut SeqTracker, now_nanos: u64) {
-        let (seq, nanos) = match frame {
-            Frame::Event { seq, nanos } if seq < SEQ_LIMIT => (seq, nanos),
+    pub fn frame(&mut self, frame: Frame, tracker: &mut Streams, now_nanos: u64) {
+        let (seq, nanos, stream) = match frame {
+            Frame::Event { seq, nanos, stream } if seq < SEQ_LIMIT && stream <= 255 => {
+                (seq, nanos, stream as u8)
+            }
             Frame::Event { .. } => {
                 self.unexpected += 1;
                 return;
@@ -97,7 +99,7 @@ impl Tally {
             }
         };
         // SEQ_LIMIT fits in u32.
-        match tracker.record(seq as u32) {
+        match tracker.record(stream, seq as u32) {
             Arrival::Duplicate => {
                 self.duplicated += 1;
                 return;
@@ -125,17 +127,17 @@ impl Tally {
     }
 
     /// Notes that a subscriber went away with `tracker`'s events.
-    pub fn gone(&mut self, tracker: &SeqTracker) {
+    pub fn gone(&mut self, tracker: &Streams) {
         self.gone += 1;
-        self.gone_distinct += u64::from(tracker.distinct());
+        self.gone_distinct += tracker.distinct();
     }
 
     /// Fills in `lost` for `expected` events per subscriber, given the live subscribers'
     /// trackers; subscribers that went away owe what they did not get too.
-    pub fn settle<'a>(&mut self, expected: u64, live: impl Iterator<Item = &'a SeqTracker>) {
+    pub fn settle<'a>(&mut self, expected: u64, live: impl Iterator<Item = &'a Streams>) {
         let mut lost = 0;
         for tracker in live {
-            lost += expected.saturating_sub(u64::from(tracker.distinct()));
+            lost += expected.saturating_sub(tracker.distinct());
         }
         lost += (expected * self.gone).saturating_sub(self.gone_distinct);
         self.lost = lost;
@@ -174,22 +176,27 @@ impl Tally {
 
 #[cfg(test)]
 mod tests {
-    use super::super::seq::SeqTracker;
+    use super::super::seq::Streams;
     use super::super::sse::Frame;
     use super::Tally;
 
     fn event(seq: u64) -> Frame {
+        on(0, seq)
+    }
+
+    fn on(stream: u64, seq: u64) -> Frame {
         Frame::Event {
             seq,
             nanos: 1_000_000,
+            stream,
         }
     }
 
     #[test]
     fn counts_lost_duplicated_reordered_across_subscribers() {
         let mut tally = Tally::new(4);
-        let mut a = SeqTracker::default();
-        let mut b = SeqTracker::default();
+        let mut a = Streams::default();
+        let mut b = Streams::default();
         // a: 0 1 1 3 2 (dup 1, reordered 2); b: 0 3 (lost 1 and 2).
         for seq in [0, 1, 1, 3, 2] {
             tally.frame(event(seq), &mut a, 3_000_000);
@@ -221,9 +228,29 @@ mod tests {
     }
 
     #[test]
+    fn streams_are_counted_apart_and_lost_events_together() {
+        let mut tally = Tally::new(0);
+        let mut t = Streams::default();
+        // Stream 1 loses its 1; stream 2 reorders 0 and 1; streams interleave.
+        for (stream, seq) in [(1, 0), (2, 1), (1, 2), (2, 0), (1, 2)] {
+            tally.frame(on(stream, seq), &mut t, 3_000_000);
+        }
+        tally.settle(5, std::iter::once(&t));
+        assert_eq!(
+            (
+                tally.delivered,
+                tally.lost,
+                tally.duplicated,
+                tally.reordered
+            ),
+            (4, 1, 1, 1)
+        );
+    }
+
+    #[test]
     fn departed_subscribers_still_owe_their_events() {
         let mut tally = Tally::new(0);
-        let mut gone = SeqTracker::default();
+        let mut gone = Streams::default();
         tally.frame(event(0), &mut gone, 2_000_000);
         tally.gone(&gone);
         tally.settle(3, std::iter::empty());
@@ -233,17 +260,18 @@ mod tests {
     #[test]
     fn early_stamps_and_foreign_sequences() {
         let mut tally = Tally::new(0);
-        let mut t = SeqTracker::default();
+        let mut t = Streams::default();
         tally.frame(event(0), &mut t, 10);
         tally.frame(event(super::SEQ_LIMIT), &mut t, 10);
-        assert_eq!((tally.early, tally.unexpected, tally.delivered), (1, 1, 1));
+        tally.frame(on(256, 0), &mut t, 10);
+        assert_eq!((tally.early, tally.unexpected, tally.delivered), (1, 2, 1));
         assert_eq!(tally.latency.max(), 0);
     }
 
     #[test]
     fn merge_adds_everything_and_survives_json() {
         let mut a = Tally::new(2);
-        let mut t = SeqTracker::default();
+        let mut t = Streams::default();
         a.frame(event(1), &mut t, 5_000_000);
         a.fail(|t| &mut t.failed_status, || "status 404".into());
         let json = serde_json::to_string(&a).unwrap();

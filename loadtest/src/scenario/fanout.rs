@@ -2,7 +2,6 @@
 //! throughput, CPU time per delivery on both sides, and every lost, duplicated or reordered
 //! event.
 
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -109,23 +108,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         .map_err(|_| Error::Worker("the publisher thread panicked".into()))?;
     let published_at = Instant::now();
     let goal = status.streaming * published.published;
-    let bar = run.ui.bar(goal, "draining");
-    let mut last = (0, Instant::now());
-    let drained = loop {
-        let delivered = fleet.status()?.delivered;
-        bar.set_position(delivered);
-        if delivered >= goal {
-            break true;
-        }
-        if delivered != last.0 {
-            last = (delivered, Instant::now());
-        }
-        if last.1.elapsed() >= DRAIN_STALL || published_at.elapsed() >= DRAIN_LIMIT {
-            break false;
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    bar.finish_and_clear();
+    let drained = run.drain(&fleet, |_| goal, DRAIN_STALL, DRAIN_LIMIT)?;
     let ended = Instant::now();
     let server_cpu = probe::cpu_ticks(&run.target.pids)?.saturating_sub(server_cpu);
     let end_status = fleet.status()?;

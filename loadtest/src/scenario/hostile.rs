@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::{Connected, Run, Samples};
 use crate::attack::{self, Kind, Outcome, Sizes};
+use crate::client::Status;
 use crate::error::Error;
 use crate::fleet::Fleet;
 use crate::latency::Latency;
@@ -209,20 +210,9 @@ fn phase(run: &Run, args: &Args, fleet: &Arc<Fleet>, requests: &Requests) -> Res
         .join()
         .map_err(|_| Error::Worker("the publisher thread panicked".into()))?;
     let published_at = Instant::now();
-    let mut last = (0, Instant::now());
-    let drained = loop {
-        let now = fleet.status()?;
-        if now.delivered >= now.streaming * published.published {
-            break true;
-        }
-        if now.delivered != last.0 {
-            last = (now.delivered, Instant::now());
-        }
-        if last.1.elapsed() >= DRAIN_STALL || published_at.elapsed() >= DRAIN_LIMIT {
-            break false;
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
+    // A subscriber the server cut is not waited for; it owes its events all the same.
+    let goal = |now: &Status| now.streaming * published.published;
+    let drained = run.drain(fleet, goal, DRAIN_STALL, DRAIN_LIMIT)?;
     let drain_seconds = published_at.elapsed().as_secs_f64();
     let server_cpu = probe::cpu_ticks(&run.target.pids)?.saturating_sub(cpu);
     let end = fleet.status()?;

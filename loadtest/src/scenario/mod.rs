@@ -1,19 +1,22 @@
-//! The scenarios: `connect`, `single`, `fanout`, `pulse` and `hostile`, each a function from a [`Run`] and
-//! its arguments to a report that serializes to JSON and renders as a table.
+//! The scenarios: `connect`, `single`, `fanout`, `publish`, `pulse` and `hostile`, each a function
+//! from a [`Run`] and its arguments to a report that serializes to JSON and renders as a table.
 //!
 //! [`Run`] also holds the set-up they share: [`Run::watch`] starts the clients and the sampler,
 //! and [`Run::connect_all`] goes on to connect every subscriber and leave the server idle and the
-//! counts at zero, where the delivery scenarios (`single`, `fanout`, `hostile`) begin.
+//! counts at zero, where the delivery scenarios (`single`, `fanout`, `publish`, `hostile`) begin;
+//! [`Run::drain`] waits for the last deliveries once publishing is over.
 
 pub mod connect;
 pub mod fanout;
 pub mod hostile;
+pub mod publish;
 pub mod pulse;
 pub mod single;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::client::Status;
 use crate::error::Error;
@@ -85,6 +88,38 @@ impl Run {
     pub fn connect_limit(&self, n: usize) -> Duration {
         Duration::from_secs_f64(n as f64 / self.client.rate.max(1.0) * 2.0)
             + Duration::from_secs(30)
+    }
+
+    /// Waits until the subscribers have `goal` first copies, computed again from each status
+    /// (subscribers may leave), behind a progress bar. Gives up once no delivery arrived for
+    /// `stall`, or after `limit`; true if every one arrived.
+    pub fn drain(
+        &self,
+        fleet: &Fleet,
+        goal: impl Fn(&Status) -> u64,
+        stall: Duration,
+        limit: Duration,
+    ) -> Result<bool, Error> {
+        let started = Instant::now();
+        let status = fleet.status()?;
+        let bar = self.ui.bar(goal(&status), "draining");
+        let mut last = (status.delivered, started);
+        let drained = loop {
+            let status = fleet.status()?;
+            bar.set_position(status.delivered);
+            if status.delivered >= goal(&status) {
+                break true;
+            }
+            if status.delivered != last.0 {
+                last = (status.delivered, Instant::now());
+            }
+            if last.1.elapsed() >= stall || started.elapsed() >= limit {
+                break false;
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        bar.finish_and_clear();
+        Ok(drained)
     }
 
     /// Waits for the server to go idle; false if it did not within [`IDLE_LIMIT`].

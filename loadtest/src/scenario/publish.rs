@@ -1,0 +1,237 @@
+//! `publish`: how fast a server takes events in. Keep-alive connections write publish requests
+//! as fast as their windows of unanswered requests allow (`publish::run_burst`), each numbering
+//! its own events; a few subscribers check every connection's events for loss, duplicates and
+//! order (events of different connections may interleave).
+//!
+//! Rates and CPU cover the publishing time, from the first request written to the last answer
+//! read. CPU is per event published, not per delivery: with more subscribers it includes their
+//! fan-out. It is read from `/proc` in clock ticks (10 ms), so a run should publish for a
+//! second or more.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Connected, Run, Samples};
+use crate::client::Status;
+use crate::error::Error;
+use crate::latency::Latency;
+use crate::probe;
+use crate::publish::{self, Burst, BurstReport, Requests};
+use crate::report::{self, Table};
+
+/// How long after the last answer the subscribers may take to get every event.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Subscribers.
+    pub subscribers: usize,
+    /// Keep-alive publish connections, one stream each.
+    pub connections: usize,
+    /// Events in all.
+    pub events: u64,
+    /// Requests written and not answered, at most, per connection.
+    pub in_flight: u64,
+    /// Events per request.
+    pub batch: u64,
+    /// Event data size, bytes.
+    pub size: usize,
+}
+
+/// The report of one `publish` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Which server.
+    pub server: String,
+    /// Subscribers streaming.
+    pub subscribers: u64,
+    /// Subscriber connections that failed.
+    pub failed: u64,
+    /// Publish connections.
+    pub connections: usize,
+    /// Requests in flight per connection, at most.
+    pub in_flight: u64,
+    /// Events per request.
+    pub batch: u64,
+    /// Event data size, bytes.
+    pub size: usize,
+    /// What the publishers did.
+    pub publish: BurstReport,
+    /// Requests answered `2xx` per second of publishing.
+    pub requests_per_second: f64,
+    /// Events accepted per second of publishing.
+    pub events_per_second: f64,
+    /// Server CPU time while publishing, seconds.
+    pub server_cpu_seconds: f64,
+    /// Client CPU time (publishers and subscribers) while publishing, seconds.
+    pub client_cpu_seconds: f64,
+    /// Server CPU time per event accepted, microseconds.
+    pub server_cpu_per_event_us: f64,
+    /// Client CPU time per event accepted, microseconds.
+    pub client_cpu_per_event_us: f64,
+    /// Delivery latency: send stamp to receipt, every first copy at every subscriber.
+    pub latency: Latency,
+    /// Deliveries expected (subscribers x events accepted).
+    pub expected: u64,
+    /// First copies delivered.
+    pub delivered: u64,
+    /// Events lost, summed over subscribers.
+    pub lost: u64,
+    /// Events duplicated, summed over subscribers.
+    pub duplicated: u64,
+    /// Events that arrived after a later event of their connection, summed over subscribers.
+    pub reordered: u64,
+    /// Streams the server closed during the run.
+    pub closed_by_server: u64,
+    /// Whether every expected delivery arrived.
+    pub drained: bool,
+    /// From the last answer to the end of the drain, seconds.
+    pub drain_seconds: f64,
+    /// The first failure.
+    pub first_error: Option<String>,
+    /// RSS and connections over time.
+    #[serde(skip)]
+    pub samples: Samples,
+}
+
+/// Runs the scenario.
+pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
+    let Connected {
+        fleet,
+        sampler,
+        status,
+    } = run.connect_all(args.subscribers)?;
+    let closed_before = fleet.status()?.closed;
+    let requests = Requests::new(&run.target, args.size);
+    let burst = Burst {
+        events: args.events,
+        connections: args.connections,
+        in_flight: args.in_flight,
+        batch: args.batch,
+    };
+    let addr = run.target.publish.url.addr;
+    let server_cpu = probe::cpu_ticks(&run.target.pids)?;
+    let client_cpu = fleet.cpu_ticks()?;
+    let published = publish::run_burst(&requests, addr, burst, run.ui);
+    let server_cpu = probe::cpu_ticks(&run.target.pids)?.saturating_sub(server_cpu);
+    let client_cpu = fleet.cpu_ticks()?.saturating_sub(client_cpu);
+    let answered_at = Instant::now();
+    // A subscriber the server cut is not waited for; it owes its events all the same.
+    let goal = |now: &Status| now.streaming * published.published;
+    let drained = run.drain(&fleet, goal, DRAIN_LIMIT, DRAIN_LIMIT)?;
+    let drain_seconds = answered_at.elapsed().as_secs_f64();
+    let end_status = fleet.status()?;
+    // Refused events are never delivered: subscribers owe only the accepted ones.
+    let tally = fleet.report(published.published)?;
+    let samples = sampler.stop();
+    let per_second = |count: u64| count as f64 / published.seconds.max(1e-9);
+    let per_event = |ticks: u64| {
+        if published.published == 0 {
+            0.0
+        } else {
+            probe::ticks_to_seconds(ticks) * 1e6 / published.published as f64
+        }
+    };
+    Ok(Report {
+        server: run.target.name.clone(),
+        subscribers: status.streaming,
+        failed: status.failed,
+        connections: args.connections,
+        in_flight: args.in_flight,
+        batch: args.batch,
+        size: args.size,
+        requests_per_second: per_second(published.requests_ok),
+        events_per_second: per_second(published.published),
+        server_cpu_seconds: probe::ticks_to_seconds(server_cpu),
+        client_cpu_seconds: probe::ticks_to_seconds(client_cpu),
+        server_cpu_per_event_us: per_event(server_cpu),
+        client_cpu_per_event_us: per_event(client_cpu),
+        latency: Latency::of(&tally.latency),
+        expected: status.streaming * published.published,
+        delivered: tally.delivered,
+        lost: tally.lost,
+        duplicated: tally.duplicated,
+        reordered: tally.reordered,
+        closed_by_server: end_status.closed - closed_before,
+        drained,
+        drain_seconds,
+        first_error: published.first_error.clone().or(tally.first_error),
+        publish: published,
+        samples,
+    })
+}
+
+/// Renders a report.
+pub fn table(report: &Report) -> Table {
+    let mut table = Table::new(&["publish", report.server.as_str()]);
+    let r = report;
+    let count = |n: u64| vec![report::thousands(n)];
+    table.row("subscribers", count(r.subscribers));
+    table.row(
+        "connections x in flight",
+        vec![format!("{} x {}", r.connections, r.in_flight)],
+    );
+    table.row("events per request", count(r.batch));
+    table.row("event size", vec![format!("{} B", r.size)]);
+    table.row("events published", count(r.publish.published));
+    table.row("events failed", vec![report::alarm(r.publish.failed)]);
+    table.row(
+        "publishing time",
+        vec![format!("{:.2} s", r.publish.seconds)],
+    );
+    table.row(
+        "requests per second",
+        vec![report::per_second(r.requests_per_second)],
+    );
+    table.row(
+        "events per second",
+        vec![report::per_second(r.events_per_second)],
+    );
+    table.row(
+        "server CPU per event",
+        vec![report::us(r.server_cpu_per_event_us)],
+    );
+    table.row(
+        "client CPU per event",
+        vec![report::us(r.client_cpu_per_event_us)],
+    );
+    table.row(
+        "server / client CPU",
+        vec![format!(
+            "{:.2} s / {:.2} s",
+            r.server_cpu_seconds, r.client_cpu_seconds
+        )],
+    );
+    table.row(
+        "publish round trip p50",
+        vec![report::ms(r.publish.round_trip.p50_ms)],
+    );
+    table.row(
+        "publish round trip p99",
+        vec![report::ms(r.publish.round_trip.p99_ms)],
+    );
+    table.row("delivery latency p50", vec![report::ms(r.latency.p50_ms)]);
+    table.row("delivery latency p99", vec![report::ms(r.latency.p99_ms)]);
+    table.row("delivered", count(r.delivered));
+    table.row("expected", count(r.expected));
+    table.row("lost", vec![report::alarm(r.lost)]);
+    table.row("duplicated", vec![report::alarm(r.duplicated)]);
+    table.row("reordered", vec![report::alarm(r.reordered)]);
+    table.row("failed connections", vec![report::alarm(r.failed)]);
+    table.row("closed by server", vec![report::alarm(r.closed_by_server)]);
+    table.row(
+        "drained",
+        vec![format!(
+            "{} in {:.2} s",
+            if r.drained { "yes" } else { "!! NO !!" },
+            r.drain_seconds
+        )],
+    );
+    table.section("CPU per event published, the subscribers' deliveries included");
+    if let Some(error) = &r.first_error {
+        table.section(&format!("first failure: {error}"));
+    }
+    table
+}
