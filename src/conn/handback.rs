@@ -94,8 +94,9 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let mut framer = Framer::default();
+    let first = framer.next_head(&prefix, is_takeover);
     // A subscribe as the first request never meets hyper, which would answer nothing anyway.
-    if framer.next_head(&prefix, is_takeover) == Head::Takeover {
+    if first == Head::Takeover {
         return Ok(Served::TakenOver(io, trim_leading_lines(prefix)));
     }
     let shared = Arc::new(Shared::default());
@@ -103,6 +104,7 @@ where
         io,
         buf: prefix,
         held: BytesMut::new(),
+        given: usize::from(first == Head::Request),
         framer,
         is_takeover,
         shared: shared.clone(),
@@ -183,6 +185,10 @@ fn trim_leading_lines(mut kept: BytesMut) -> BytesMut {
 struct Shared {
     /// Requests given to the service whose response body has not been dropped yet.
     owed: AtomicUsize,
+    /// Requests given to the service, ever.
+    called: AtomicUsize,
+    /// Requests given to the service whose response has not come yet.
+    awaited: AtomicUsize,
     /// A response ended and no `poll_flush` has reached the IO since, so hyper may still hold
     /// some of its bytes.
     unflushed: AtomicBool,
@@ -200,6 +206,34 @@ impl Shared {
         if self.owed.load(Ordering::Acquire) == 0 {
             self.unflushed.store(false, Ordering::Release);
         }
+    }
+
+    /// Another answer will follow whatever the client does, and no response body is being
+    /// streamed: request bytes are here (`waiting`), or hyper has a whole request (`given`
+    /// requests were handed to it, the last one `whole`) that it has not answered. A request
+    /// whose body is still to come (after an `Expect: 100-continue`, say) may wait for what is
+    /// held, so it does not count.
+    fn more_answers_follow(&self, waiting: bool, given: usize, whole: bool) -> bool {
+        let awaited = self.awaited.load(Ordering::Acquire);
+        let streaming = self.owed.load(Ordering::Acquire) > awaited;
+        let uncalled = given > self.called.load(Ordering::Acquire);
+        (waiting || (whole && (uncalled || awaited > 0))) && !streaming
+    }
+}
+
+/// One response awaited: counted from the service call until the service answers.
+struct Awaited(Arc<Shared>);
+
+impl Awaited {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.awaited.fetch_add(1, Ordering::AcqRel);
+        Awaited(shared)
+    }
+}
+
+impl Drop for Awaited {
+    fn drop(&mut self) {
+        self.0.awaited.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -245,9 +279,11 @@ where
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         // Counted here, synchronously in hyper's `recv_msg`, before hyper can read again.
         let owed = Owed::new(self.shared.clone());
+        self.shared.called.fetch_add(1, Ordering::AcqRel);
         Responding {
             inner: Box::pin(self.inner.call(req)),
             owed: Some(owed),
+            awaited: Some(Awaited::new(self.shared.clone())),
         }
     }
 }
@@ -258,6 +294,8 @@ struct Responding<F> {
     inner: Pin<Box<F>>,
     /// Moves into the body; dropped here if the service fails or hyper drops the future.
     owed: Option<Owed>,
+    /// Dropped when the service answers, or with the future.
+    awaited: Option<Awaited>,
 }
 
 impl<F, B, E> Future for Responding<F>
@@ -268,6 +306,7 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let res = ready!(self.inner.as_mut().poll(cx));
+        self.awaited = None;
         let owed = self.owed.take();
         Poll::Ready(res.map(|res| res.map(|inner| CountedBody { inner, _owed: owed })))
     }
@@ -313,10 +352,11 @@ impl<B: Body> Body for CountedBody<B> {
 ///
 /// hyper flushes after each response; a client that pipelines would pay a write (about 7 us
 /// on loopback, and a wake-up of its reader) per answer. The answers hyper writes are held in
-/// `held` while `buf` still has request bytes and no response is being streamed, and written
-/// together before the socket is read again (or at the end, or past [`MAX_HELD_BYTES`]): one
-/// write per read of requests. An answer waits at most as long as the requests already
-/// received take to serve.
+/// `held` while more answers follow whatever the client does (request bytes are in `buf`, or
+/// the service has a whole request it has not answered) and no response is being streamed,
+/// and written together once none follows, before the socket is read, at the end, or past
+/// [`MAX_HELD_BYTES`]: one write per read of requests. An answer waits at most as long as the
+/// requests already received take to serve.
 struct Handback<T> {
     /// The socket.
     io: T,
@@ -324,6 +364,8 @@ struct Handback<T> {
     buf: BytesMut,
     /// Response bytes hyper wrote, not yet written to `io`.
     held: BytesMut,
+    /// Requests the framer handed (or is handing) to hyper.
+    given: usize,
     /// Where the request stream stands.
     framer: Framer,
     /// Whether a head at a boundary ends hyper's part.
@@ -342,6 +384,16 @@ struct Handback<T> {
 }
 
 impl<T: AsyncWrite + Unpin> Handback<T> {
+    /// Writes the held answers to the socket unless more answers follow them.
+    fn poll_write_answers(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let waiting = !self.buf.is_empty();
+        let whole = self.framer.state == State::Boundary;
+        if self.shared.more_answers_follow(waiting, self.given, whole) {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_write_held(cx)
+    }
+
     /// Writes every held response byte to the socket.
     fn poll_write_held(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.held.is_empty() {
@@ -356,10 +408,10 @@ impl<T: AsyncWrite + Unpin> Handback<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Handback<T> {
-    /// Reads the socket into `buf`, after writing what is held; `io_eof` marks a read of zero
-    /// bytes.
+    /// Reads the socket into `buf`, after writing what is held unless more answers follow;
+    /// `io_eof` marks a read of zero bytes.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_write_held(cx))?;
+        ready!(self.poll_write_answers(cx))?;
         let len = self.buf.len();
         self.buf.resize(len + READ_BYTES, 0);
         let mut dst = ReadBuf::new(&mut self.buf[len..]);
@@ -379,7 +431,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Handback<T> {
         dst: &mut ReadBuf<'_>,
         limit: u64,
     ) -> Poll<io::Result<()>> {
-        ready!(self.poll_write_held(cx))?;
+        ready!(self.poll_write_answers(cx))?;
         let before = dst.filled().len();
         match usize::try_from(limit) {
             Ok(limit) if limit < dst.remaining() => {
@@ -430,13 +482,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Handback<T> {
             }
             match this.framer.state {
                 State::Boundary => {
-                    if this.framer.next_head(&this.buf, this.is_takeover) == Head::Partial {
-                        if this.io_eof {
+                    match this.framer.next_head(&this.buf, this.is_takeover) {
+                        Head::Partial if this.io_eof => {
                             // A cut-off head: hyper answers or closes.
                             this.framer.state = State::Pass;
-                        } else {
-                            ready!(this.poll_fill(cx))?;
                         }
+                        Head::Partial => ready!(this.poll_fill(cx))?,
+                        Head::Request => this.given += 1,
+                        Head::Takeover | Head::Pass => {}
                     }
                     continue;
                 }
@@ -497,10 +550,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Handback<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // With requests already here and every response whole (a streamed body goes out as
-        // it comes), their answers go out together, before the next read.
-        if this.buf.is_empty() || this.shared.owed.load(Ordering::Acquire) > 0 {
-            ready!(this.poll_write_held(cx))?;
+        // While more answers follow, they go out together, at the flush of the last. A
+        // streamed body goes out as it comes.
+        ready!(this.poll_write_answers(cx))?;
+        if this.held.is_empty() {
             ready!(Pin::new(&mut this.io).poll_flush(cx))?;
         }
         // hyper flushes the IO only once its write buffer is empty.
@@ -1464,19 +1517,17 @@ mod tests {
             within(client.read_buf(&mut acc)).await.unwrap();
             count += answered(&mut acc);
         }
-        // hyper takes the last request before it flushes the answer before it: that answer
-        // goes with the eighteen others, and the last alone.
         assert_eq!(
             writes.load(Ordering::Relaxed),
-            2,
-            "twenty answers, two writes"
+            1,
+            "twenty answers, one write"
         );
         // A request that comes alone is answered at once.
         client.write_all(HEALTHZ).await.unwrap();
         while answered(&mut acc) == 0 {
             within(client.read_buf(&mut acc)).await.unwrap();
         }
-        assert_eq!(writes.load(Ordering::Relaxed), 3);
+        assert_eq!(writes.load(Ordering::Relaxed), 2);
         drop(client);
         assert!(matches!(within(serving).await.unwrap(), Ok(Served::Closed)));
     }
@@ -1543,6 +1594,7 @@ mod tests {
             },
             buf: BytesMut::new(),
             held: BytesMut::new(),
+            given: 0,
             framer: Framer::default(),
             is_takeover: is_events,
             shared: Arc::new(Shared::default()),
