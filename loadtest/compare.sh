@@ -37,6 +37,7 @@ PUBLISH_BATCH=${PUBLISH_BATCH:-100}          # publish: events per request of ss
 SIZE=${SIZE:-64}                      # event data bytes
 RATE=${RATE:-5000}                    # new connections per second
 BASE_PORT=${BASE_PORT:-19180}         # the servers take this port and the next ones, in order
+SSECAST_FLAGS=${SSECAST_FLAGS:-}      # more ssecast flags, e.g. "--history 100000"
 AXUM=loadtest/peers/axum/target/release/axum-peer
 
 cd "$(dirname "$0")/.."
@@ -86,7 +87,9 @@ start_server() {
     PUBLISH_FLAGS=("${FORM[@]}")
     case $name in
     ssecast)
-        target/release/ssecast --listen "127.0.0.1:$port" --max-connections-per-ip 0 >"$OUT/ssecast.log" 2>&1 &
+        # shellcheck disable=SC2086 # SSECAST_FLAGS is a list of flags
+        target/release/ssecast --listen "127.0.0.1:$port" --max-connections-per-ip 0 \
+            $SSECAST_FLAGS >"$OUT/ssecast.log" 2>&1 &
         SERVER_PID=$!
         wait_for "$port" /healthz
         FLAGS=(--url "http://127.0.0.1:$port/events?topic=load")
