@@ -116,6 +116,23 @@ pub struct Config {
     #[arg(long, env = "SSECAST_INTERNAL_LISTEN")]
     pub internal_listen: Option<ListenAddress>,
 
+    /// Redis that joins this node to the others using it (`redis://host:port/db`): a publish
+    /// on any node reaches every node's subscribers, in one order, with history shared.
+    #[arg(long, env = "SSECAST_REDIS")]
+    pub redis: Option<redis::ConnectionInfo>,
+
+    /// What this deployment's keys and channel in Redis begin with, so that several share one
+    /// Redis.
+    #[arg(long, env = "SSECAST_REDIS_PREFIX", default_value = "ssecast",
+          value_parser = redis_prefix)]
+    pub redis_prefix: String,
+
+    /// Events kept in Redis's shared log (all topics together): what a node that starts or
+    /// reconnects reads back.
+    #[arg(long, env = "SSECAST_REDIS_HISTORY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub redis_history: u32,
+
     /// Serve the demo page and its assets at `/` (`--demo false` answers them 404).
     #[arg(long, env = "SSECAST_DEMO", default_value_t = true, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
@@ -254,6 +271,15 @@ impl Config {
         Ok(())
     }
 
+    /// How to reach Redis, with `--redis`.
+    pub fn cluster(&self) -> Option<crate::cluster::Settings> {
+        self.redis.clone().map(|redis| crate::cluster::Settings {
+            redis,
+            prefix: self.redis_prefix.clone(),
+            history: self.redis_history,
+        })
+    }
+
     /// The verifier of subscriber tokens, if subscribers may present one.
     pub fn subscriber_verifier(&self) -> Result<Option<Verifier>, KeyError> {
         self.subscriber_jwt_key
@@ -322,6 +348,20 @@ fn parse_duration(text: &str, least: Duration, most: Duration) -> Result<Duratio
         ));
     }
     Ok(duration)
+}
+
+/// A Redis key prefix: it becomes a hash tag (`{prefix}`), so that every key a publish touches
+/// is in one slot.
+fn redis_prefix(text: &str) -> Result<String, String> {
+    let fits = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '{' && c != '}');
+    match fits {
+        true => Ok(text.to_owned()),
+        false => Err("1 to 64 printable ASCII characters, without braces".into()),
+    }
 }
 
 fn parse_secret(text: &str) -> Result<Secret, String> {

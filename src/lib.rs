@@ -25,6 +25,7 @@
 pub mod address;
 pub mod auth;
 pub mod broadcast;
+pub mod cluster;
 pub mod config;
 mod conn;
 pub mod fuzzing;
@@ -49,6 +50,7 @@ use tracing::{info, warn};
 
 use crate::address::Addresses;
 use crate::broadcast::Broadcaster;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::conn::FrontEnd;
 use crate::http::budget::BodyBudget;
@@ -120,6 +122,15 @@ pub async fn run_with(
     );
     let addresses = Addresses::new(config.max_connections_per_ip);
     let (broadcaster, shards) = Broadcaster::start(&settings, addresses.clone(), stats.clone())?;
+    let cluster = match config.cluster() {
+        Some(settings) => {
+            let cluster = Cluster::new(&settings, stats.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            info!(prefix = %settings.prefix, "publishing through Redis");
+            Some(cluster)
+        }
+        None => None,
+    };
     let cors = Cors::new(&config.cors_origin);
     let metrics = Arc::new(metrics::Metrics::new(stats.clone()));
     // Each listener has a body budget of its own, so that the public one cannot starve the
@@ -127,6 +138,7 @@ pub async fn run_with(
     let context = |routes| {
         Arc::new(http::Context {
             broadcaster: broadcaster.clone(),
+            cluster: cluster.clone(),
             stats: stats.clone(),
             metrics: metrics.clone(),
             publisher: publisher.clone(),
@@ -193,6 +205,7 @@ pub async fn run_with(
         let broadcaster = broadcaster.clone();
         async move { broadcaster.ring_shards().await }
     });
+    let follower = cluster.map(|cluster| tokio::spawn(cluster.follow(broadcaster.clone())));
     let sweeper = tokio::spawn(sweep_topics(broadcaster.clone()));
     let trimmer = tokio::spawn(trim_after_spikes(tracker.clone()));
     let failure = tokio::select! {
@@ -226,6 +239,9 @@ pub async fn run_with(
         info!("drained");
     }
     ringer.abort();
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     match failure {
         Some(why) => Err(io::Error::other(why)),
         None => Ok(()),

@@ -136,6 +136,10 @@ impl Collector for Counters {
             load(&s.history_bytes),
         )?;
         gauge(&mut encoder, "topics", "Topics held", None, load(&s.topics))?;
+        if let Some(up) = s.redis.is_up() {
+            let help = "1 while the node follows Redis (--redis), 0 while it cannot reach it";
+            gauge(&mut encoder, "redis_up", help, None, u64::from(up))?;
+        }
         gauge(
             &mut encoder,
             "body_held",

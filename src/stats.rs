@@ -4,7 +4,7 @@
 //! decision. Shards add to `frames_delivered` and `bytes_delivered` once per delivery pass, not
 //! once per frame.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -49,6 +49,31 @@ pub struct Stats {
     pub body_bytes_held: AtomicU64,
     /// Each shard's time from a publish to the end of the delivery pass that wrote it.
     pub delivery_latency: DeliveryLatency,
+    /// The link to Redis, with `--redis`.
+    pub redis: RedisLink,
+}
+
+/// The state of the link to Redis: none (no `--redis`), up or down.
+#[derive(Debug, Default)]
+pub struct RedisLink(AtomicU8);
+
+impl RedisLink {
+    const UP: u8 = 1;
+    const DOWN: u8 = 2;
+
+    /// Records whether the node follows Redis's channel now.
+    pub fn set_up(&self, up: bool) {
+        self.0
+            .store(if up { Self::UP } else { Self::DOWN }, Relaxed);
+    }
+
+    /// `Some(true)` while the node follows Redis, `None` without `--redis`.
+    pub fn is_up(&self) -> Option<bool> {
+        match self.0.load(Relaxed) {
+            0 => None,
+            state => Some(state == Self::UP),
+        }
+    }
 }
 
 /// The label of a shard's latency histogram.
@@ -100,6 +125,9 @@ pub struct Snapshot {
     pub rss_bytes: u64,
     /// The process id, for tools that read `/proc/PID`.
     pub pid: u32,
+    /// With `--redis`: whether the node follows Redis now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_up: Option<bool>,
 }
 
 impl Stats {
@@ -123,6 +151,7 @@ impl Stats {
             body_bytes_held: self.body_bytes_held.load(Relaxed),
             rss_bytes: rss_bytes().unwrap_or(0),
             pid: std::process::id(),
+            redis_up: self.redis.is_up(),
         }
     }
 }

@@ -30,6 +30,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use foldhash::HashSet;
 use tokio::sync::watch;
 use tracing::error;
@@ -44,6 +45,7 @@ use crate::address::{AddressKey, Addresses, ClientAddress};
 use crate::auth::{Grants, Selectors};
 use crate::sse::event::{self, Event};
 use crate::sse::subscribe::Subscribe;
+use crate::sse::topic::Topics;
 use crate::stats::Stats;
 
 pub use self::topic::TopicRefused;
@@ -127,6 +129,17 @@ impl Count {
             }
         }
     }
+}
+
+/// What [`Broadcaster::commit`] needs of an event besides its id and frame.
+struct Stamped<'a> {
+    /// Its topics.
+    topics: &'a Topics,
+    /// Whether only subscribers whose token allows one of its topics may see it.
+    private: bool,
+    /// Whether to ask the shards for its count of subscribers when the registry cannot tell
+    /// (otherwise nobody waits for the count).
+    ask: bool,
 }
 
 /// The expiry of a token that does not expire.
@@ -353,7 +366,7 @@ impl Broadcaster {
             {
                 return Err(Refused::DuplicateId);
             }
-            let sent = self.commit(&mut hub, &event, Instant::now())?;
+            let sent = self.commit_event(&mut hub, &event, Instant::now())?;
             self.inner.count_topics(&hub);
             sent
         };
@@ -378,7 +391,7 @@ impl Broadcaster {
             let now = Instant::now();
             let sent: Result<Vec<_>, Refused> = events
                 .iter()
-                .map(|event| self.commit(&mut hub, event, now))
+                .map(|event| self.commit_event(&mut hub, event, now))
                 .collect();
             self.inner.count_topics(&hub);
             sent?
@@ -395,29 +408,93 @@ impl Broadcaster {
         Ok(published)
     }
 
-    /// Numbers, encodes and holds one event and sends it to every shard, with the hub held;
-    /// returns its id and its count of subscribers, or the shards' answers to come.
-    fn commit(
+    /// Publishes an event another node published, in the order Redis gave it: `frame` is
+    /// its frame under `id`. Waits for no shard; what history holds is checked by Redis.
+    pub fn publish_received(
+        &self,
+        topics: &Topics,
+        id: String,
+        frame: Bytes,
+        private: bool,
+    ) -> Result<(), Refused> {
+        let mut hub = self.hub();
+        let stamped = Stamped {
+            topics,
+            private,
+            ask: false,
+        };
+        self.commit(&mut hub, stamped, |_| (id, frame), Instant::now())?;
+        self.inner.count_topics(&hub);
+        drop(hub);
+        self.inner.stats.events_published.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// The subscribers of each of `names` on this node, summed (one subscribed to several
+    /// counts once for each).
+    pub fn subscribers_of(&self, names: &Topics) -> u64 {
+        let hub = self.hub();
+        names
+            .iter()
+            .filter_map(|name| hub.registry.id(name))
+            .map(|id| u64::from(hub.registry.subscribers(&[id]).sum::<u32>()))
+            .sum()
+    }
+
+    /// After events may have been lost on the way to this node: forgets every id history holds
+    /// and drops every subscriber, so that each reconnects, and its resume gets the `gap`
+    /// event instead of a silent hole.
+    pub fn reset_after_loss(&self) {
+        let mut hub = self.hub();
+        hub.ledger.retain(|_| false);
+        // Sent with the hub held, so that every publication before it is dropped.
+        for shard in self.inner.shards.iter() {
+            let _ = self.inner.send(shard, Command::Reset { floor: hub.seq });
+        }
+    }
+
+    /// Numbers, encodes and holds a publisher's event, its id assigned if it has none.
+    fn commit_event(
         &self,
         hub: &mut Hub,
         event: &Event,
         now: Instant,
     ) -> Result<(String, Count), Refused> {
-        let topics = hub.registry.intern_all(event.topics(), None, now)?;
-        let id = match event.id() {
-            Some(id) => id.to_owned(),
-            None => hub.assign_id(),
+        let stamped = Stamped {
+            topics: event.topics(),
+            private: event.is_private(),
+            ask: true,
         };
+        let frame = |hub: &mut Hub| {
+            let id = event.id().map_or_else(|| hub.assign_id(), str::to_owned);
+            let frame = event::encode(&id, event);
+            (id, frame)
+        };
+        self.commit(hub, stamped, frame, now)
+    }
+
+    /// Numbers and holds one event and sends it to every shard, with the hub held; `frame`
+    /// gives its id and frame. Returns its id and its count of subscribers, or the shards'
+    /// answers to come.
+    fn commit(
+        &self,
+        hub: &mut Hub,
+        stamped: Stamped<'_>,
+        frame: impl FnOnce(&mut Hub) -> (String, Bytes),
+        now: Instant,
+    ) -> Result<(String, Count), Refused> {
+        let topics = hub.registry.intern_all(stamped.topics, None, now)?;
+        let (id, frame) = frame(hub);
         hub.seq += 1;
         let publication = Arc::new(Publication {
             seq: hub.seq,
             topics,
-            frame: event::encode(&id, event),
+            frame,
             published_at: now,
-            audience: match event.is_private() {
+            audience: match stamped.private {
                 false => Audience::Everyone,
                 true => {
-                    Audience::Allowed(event.topics().iter().map(|t| t.as_str().into()).collect())
+                    Audience::Allowed(stamped.topics.iter().map(|t| t.as_str().into()).collect())
                 }
             },
         });
@@ -431,8 +508,9 @@ impl Broadcaster {
         });
         let mut with_subscribers = registry.subscribers(&publication.topics).filter(|&n| n > 0);
         let known = match (with_subscribers.next(), with_subscribers.next()) {
+            _ if !stamped.ask => Some(0),
             (None, _) => Some(0),
-            (Some(n), None) if !event.is_private() => Some(u64::from(n)),
+            (Some(n), None) if !stamped.private => Some(u64::from(n)),
             _ => None,
         };
         // Sent while the hub is held, so every shard sees publications in `Seq` order, and a

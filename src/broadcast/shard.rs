@@ -81,6 +81,9 @@ pub(super) enum Command {
     },
     /// Forget these topics, which the registry freed (their ids will be reused).
     Forget(Arc<[Freed]>),
+    /// Drop history up to `floor` and every subscriber: they reconnect, and their resumes get
+    /// the `gap` event (events may have been lost on the way here).
+    Reset { floor: Seq },
     /// End every stream and stop.
     Shutdown,
     /// Panic, as a bug would (see `Broadcaster::fail_a_shard`).
@@ -286,6 +289,11 @@ impl Shard {
                     self.budget_bytes = self.budget_bytes.saturating_sub(publication.frame.len());
                 }
                 Ok(Command::Forget(topics)) => self.forget(&topics),
+                Ok(Command::Reset { floor }) => {
+                    self.drop_history_through(floor);
+                    let slots = self.table.slots();
+                    self.gone.extend(slots);
+                }
                 Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => self.stopping = true,
                 Ok(Command::Fail) => panic!("failing as asked"),
                 Err(TryRecvError::Empty) => return,

@@ -58,6 +58,11 @@ impl Table {
     }
 
     /// Takes every subscriber out.
+    /// The slots of every subscriber held.
+    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slab.iter().map(|(slot, _)| slot as u32)
+    }
+
     pub fn drain(&mut self) -> impl Iterator<Item = Subscriber> + '_ {
         self.slab.drain()
     }

@@ -187,6 +187,11 @@ impl Registry {
         }
     }
 
+    /// The id of `name`, if it is held.
+    pub fn id(&self, name: &str) -> Option<TopicId> {
+        self.ids.get(name).copied()
+    }
+
     /// The subscribers of each of `ids`, accepted and not yet gone, on every shard.
     pub fn subscribers<'a>(&'a self, ids: &'a [TopicId]) -> impl Iterator<Item = u32> + 'a {
         ids.iter().map(|&id| {

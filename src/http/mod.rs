@@ -31,6 +31,7 @@ use self::cors::Cors;
 use crate::address::ClientAddress;
 use crate::auth::Verifier;
 use crate::broadcast::Broadcaster;
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::stats::Stats;
 
@@ -38,6 +39,8 @@ use crate::stats::Stats;
 pub struct Context {
     /// Where publishes go.
     pub broadcaster: Broadcaster,
+    /// With `--redis`: publishes go through Redis to every node, this one included.
+    pub cluster: Option<Arc<Cluster>>,
     /// The server's counters.
     pub stats: Arc<Stats>,
     /// The server's metrics, for `/metrics`.

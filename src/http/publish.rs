@@ -26,7 +26,8 @@ use super::budget::{Busy, Hold};
 use super::{error, json, Context};
 use crate::address::ClientAddress;
 use crate::auth::{self, TokenError};
-use crate::broadcast::{Published, Refused};
+use crate::broadcast::{Broadcaster, Published, Refused};
+use crate::cluster::{Cluster, ClusterError};
 use crate::sse::event::{Draft, Event, EventError};
 use crate::sse::topic::MAX_TOPICS;
 use crate::urlencoded::{self, NotUtf8};
@@ -70,6 +71,8 @@ pub enum PublishError {
     Forbidden(String),
     #[error("the body parser stopped before its end")]
     Interrupted,
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 impl From<Busy> for PublishError {
@@ -87,7 +90,10 @@ impl PublishError {
             Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Refused(Refused::DuplicateId) => StatusCode::CONFLICT,
+            Self::Refused(Refused::DuplicateId) | Self::Cluster(ClusterError::DuplicateId) => {
+                StatusCode::CONFLICT
+            }
+            Self::Cluster(ClusterError::Unreachable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Refused(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Interrupted => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -135,7 +141,7 @@ pub async fn handle(
             tracing::debug!(error = %e, "publish refused");
             let mut response = error::response(e.status(), &e.to_string());
             let headers = response.headers_mut();
-            if let PublishError::Busy = e {
+            if let PublishError::Busy | PublishError::Cluster(ClusterError::Unreachable(_)) = e {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             if let PublishError::Unauthorized(why) = e {
@@ -206,9 +212,35 @@ async fn publish(
             return Err(PublishError::Forbidden(topic.clone()));
         }
     }
+    if let Some(cluster) = &context.cluster {
+        return through_redis(cluster, &context.broadcaster, checked).await;
+    }
     Ok(match checked {
         Checked::One(event) => Outcome::One(context.broadcaster.publish(event).await?),
         Checked::Batch(events) => Outcome::Batch(context.broadcaster.publish_batch(&events).await?),
+    })
+}
+
+/// Publishes through Redis to every node. `subscribers` counts this node's subscribers of
+/// each topic (one subscribed to several of them counts once for each): a node does not know
+/// the others'.
+async fn through_redis(
+    cluster: &Cluster,
+    broadcaster: &Broadcaster,
+    checked: Checked,
+) -> Result<Outcome, PublishError> {
+    let events = match &checked {
+        Checked::One(event) => std::slice::from_ref(event),
+        Checked::Batch(events) => events,
+    };
+    let ids = cluster.publish(events).await?;
+    let mut published = events.iter().zip(ids).map(|(event, id)| Published {
+        id,
+        subscribers: broadcaster.subscribers_of(event.topics()),
+    });
+    Ok(match checked {
+        Checked::One(_) => Outcome::One(published.next().ok_or(PublishError::Interrupted)?),
+        Checked::Batch(_) => Outcome::Batch(published.collect()),
     })
 }
 

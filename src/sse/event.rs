@@ -127,27 +127,50 @@ fn check_field(name: &'static str, value: Option<&str>) -> Result<(), EventError
 /// Encodes a validated event under `id`: `id:`, then `event:` and `retry:` when set, then one
 /// `data: ` line per line of data (CR, LF and CRLF each end a line), then a blank line.
 pub fn encode(id: &str, event: &Event) -> Bytes {
-    let lines = split_lines(&event.data);
-    let len = 5
-        + id.len()
-        + event.event.as_ref().map_or(0, |e| 8 + e.len())
+    let mut frame = BytesMut::with_capacity(5 + id.len() + body_len(event));
+    put_field(&mut frame, "id", id);
+    put_body(&mut frame, event);
+    frame.freeze()
+}
+
+/// Encodes a validated event without its `id:` line: what a node sends through Redis, and
+/// every node puts after the id the event was given there (see [`with_id`]).
+pub fn encode_body(event: &Event) -> String {
+    let mut body = BytesMut::with_capacity(body_len(event));
+    put_body(&mut body, event);
+    // Made of the event's own strings and ASCII.
+    String::from_utf8(body.to_vec()).unwrap_or_default()
+}
+
+/// The frame of an event given `id`, from its body as [`encode_body`] made it.
+pub fn with_id(id: &str, body: &str) -> Bytes {
+    let mut frame = BytesMut::with_capacity(5 + id.len() + body.len());
+    put_field(&mut frame, "id", id);
+    frame.put_slice(body.as_bytes());
+    frame.freeze()
+}
+
+/// The bytes [`put_body`] writes for `event`.
+fn body_len(event: &Event) -> usize {
+    event.event.as_ref().map_or(0, |e| 8 + e.len())
         + event.retry.map_or(0, |_| 28)
         + event.data.len()
-        + 7 * lines.clone().count()
-        + 1;
-    let mut frame = BytesMut::with_capacity(len);
-    put_field(&mut frame, "id", id);
+        + 7 * split_lines(&event.data).count()
+        + 1
+}
+
+/// Writes everything of a frame after its `id:` line.
+fn put_body(frame: &mut BytesMut, event: &Event) {
     if let Some(event_type) = &event.event {
-        put_field(&mut frame, "event", event_type);
+        put_field(frame, "event", event_type);
     }
     if let Some(retry) = event.retry {
-        put_field(&mut frame, "retry", &retry.to_string());
+        put_field(frame, "retry", &retry.to_string());
     }
-    for line in lines {
-        put_field(&mut frame, "data", line);
+    for line in split_lines(&event.data) {
+        put_field(frame, "data", line);
     }
     frame.put_u8(b'\n');
-    frame.freeze()
 }
 
 /// The frame that opens a resumed stream whose `Last-Event-ID` is no longer in history: type

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod apt;
+pub mod redis;
 
 use std::future::Future;
 use std::net::SocketAddr;
