@@ -6,67 +6,13 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{timed, Client, Stream};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use support::{spawn_binary, timed, Client, Stream};
+use tokio::process::Command;
 
 /// Held by the tests that run a server at its open-file limit: run side by side, one's load
 /// can delay the other's shard in closing the subscribers it drops, so that its next request
 /// still meets the limit.
 static AT_THE_LIMIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Starts the binary through `sh` (to set limits or variables) and returns it with the address
-/// it logged; it listens on `127.0.0.1:0` unless `flags` give `--listen`.
-async fn spawn(
-    shell_prefix: &str,
-    flags: &str,
-) -> (Child, Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let binary = env!("CARGO_BIN_EXE_ssecast");
-    let listen = match flags.contains("--listen ") {
-        true => "",
-        false => "--listen 127.0.0.1:0",
-    };
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{shell_prefix} exec {binary} {listen} {flags}"))
-        .env("NO_COLOR", "1")
-        .env("SSECAST_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (send, mut receive) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = send.send(line);
-        }
-    });
-    let listening = timed("listening line", async {
-        loop {
-            let line = receive
-                .recv()
-                .await
-                .expect("server exited before listening");
-            if line.contains("listening") {
-                return line;
-            }
-        }
-    })
-    .await;
-    let address = listening
-        .split("address=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {listening:?}"));
-    (
-        child,
-        Client {
-            addr: address.parse().unwrap(),
-        },
-        receive,
-    )
-}
 
 /// Runs the binary with `args` until it exits, and returns its exit status and stderr.
 async fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
@@ -114,7 +60,7 @@ async fn connect_idle(client: Client, count: usize) -> (Vec<tokio::net::TcpStrea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_zero_is_logged_and_sigterm_ends_streams_within_five_seconds() {
-    let (mut child, client, _log) = spawn("", "").await;
+    let (mut child, client, _log) = spawn_binary("", "").await;
     let stream = client.subscribe("/events?topic=t", "").await;
     client.wait_for_stat("subscribers", 1).await;
     let pid = child.id().unwrap().to_string();
@@ -135,7 +81,7 @@ async fn port_zero_is_logged_and_sigterm_ends_streams_within_five_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_never_take_the_descriptors_probes_and_publishers_need() {
     let _alone = AT_THE_LIMIT.lock().await;
-    let (_child, client, _log) = spawn("ulimit -n 64;", "--keep-alive 100ms").await;
+    let (_child, client, _log) = spawn_binary("ulimit -n 64;", "--keep-alive 100ms").await;
     // More subscribers than the open-file limit allows: the first ones stream, the rest are
     // refused by the subscriber limit, which keeps descriptors free.
     let mut served = Vec::new();
@@ -173,7 +119,7 @@ async fn subscribers_never_take_the_descriptors_probes_and_publishers_need() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_open_file_limit_newcomers_get_503_at_once() {
     let _alone = AT_THE_LIMIT.lock().await;
-    let (_child, client, mut log) = spawn("ulimit -n 48;", "").await;
+    let (_child, client, mut log) = spawn_binary("ulimit -n 48;", "").await;
     let started = Instant::now();
     // Connections that never send a request hold descriptors until the limit is reached.
     let (idle, refused) = connect_idle(client, 60).await;
@@ -204,7 +150,7 @@ async fn at_the_open_file_limit_newcomers_get_503_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_open_file_limit_the_internal_listener_still_serves() {
     let _alone = AT_THE_LIMIT.lock().await;
-    let (_child, client, mut log) = spawn(
+    let (_child, client, mut log) = spawn_binary(
         "ulimit -n 64;",
         "--internal-listen 127.0.0.1:0 --keep-alive 100ms",
     )
@@ -294,7 +240,7 @@ async fn a_busy_port_is_named_with_the_flag_that_sets_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_name_listen_address_starts_and_serves() {
-    let (_child, client, _log) = spawn("", "--listen localhost:0").await;
+    let (_child, client, _log) = spawn_binary("", "--listen localhost:0").await;
     assert!(client.addr.ip().is_loopback(), "{}", client.addr);
     let mut stream = client.subscribe("/events?topic=t", "").await;
     assert!(
@@ -316,7 +262,7 @@ async fn a_host_name_listen_address_starts_and_serves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_show_each_connection() {
-    let (_child, client, mut log) = spawn("SSECAST_LOG=debug", "").await;
+    let (_child, client, mut log) = spawn_binary("SSECAST_LOG=debug", "").await;
     let _stream = client.subscribe("/events?topic=a&topic=b", "").await;
     client.wait_for_stat("subscribers", 1).await;
     let mut seen = Vec::new();

@@ -213,3 +213,38 @@ async fn without_redis_publishes_wait_and_subscribers_stay() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_burst_loses_its_subscribers_nothing() {
+    let redis = Redis::start();
+    let flags = format!("--redis {}", redis.url());
+    let (mut doomed, a, _log_a) = support::spawn_binary("", &flags).await;
+    let (_survivor, b, _log_b) = support::spawn_binary("", &flags).await;
+    let mut reader = a.subscribe("/events?topic=a&topic=b", "").await;
+    a.wait_for_stat("subscribers", 1).await;
+    // A burst on the survivor: a, b and c in turn; the reader wants a and b.
+    let burst = tokio::spawn(async move {
+        for k in 0..300 {
+            let topic = ["a", "b", "c"][k % 3];
+            b.publish_id(topic, &format!("p{k}"), "x").await;
+        }
+    });
+    let wanted: Vec<String> = (0..300)
+        .filter(|k| k % 3 != 2)
+        .map(|k| format!("p{k}"))
+        .collect();
+    let mut seen = ids(&mut reader, 40).await;
+    doomed.start_kill().unwrap();
+    let _ = doomed.wait().await;
+    // The browser reconnects to the other node with the last id it saw.
+    let last = seen.last().unwrap().clone();
+    let mut resumed = b
+        .subscribe(
+            "/events?topic=a&topic=b",
+            &format!("Last-Event-ID: {last}\r\n"),
+        )
+        .await;
+    seen.extend(ids(&mut resumed, wanted.len() - seen.len()).await);
+    assert_eq!(seen, wanted, "nothing missing, nothing twice, one order");
+    burst.await.unwrap();
+}

@@ -7,12 +7,14 @@ pub mod redis;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -585,4 +587,57 @@ impl Server {
         };
         (server, internal_client)
     }
+}
+
+/// Starts the binary through `sh` (to set limits or variables) and returns it with the address
+/// it logged; it listens on `127.0.0.1:0` unless `flags` give `--listen`.
+pub async fn spawn_binary(
+    shell_prefix: &str,
+    flags: &str,
+) -> (Child, Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let binary = env!("CARGO_BIN_EXE_ssecast");
+    let listen = match flags.contains("--listen ") {
+        true => "",
+        false => "--listen 127.0.0.1:0",
+    };
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{shell_prefix} exec {binary} {listen} {flags}"))
+        .env("NO_COLOR", "1")
+        .env("SSECAST_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (send, mut receive) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = send.send(line);
+        }
+    });
+    let listening = timed("listening line", async {
+        loop {
+            let line = receive
+                .recv()
+                .await
+                .expect("server exited before listening");
+            if line.contains("listening") {
+                return line;
+            }
+        }
+    })
+    .await;
+    let address = listening
+        .split("address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {listening:?}"));
+    (
+        child,
+        Client {
+            addr: address.parse().unwrap(),
+        },
+        receive,
+    )
 }
