@@ -12,6 +12,9 @@
 //! shared bytes to every subscriber's socket, several frames per vectored write when one is
 //! behind. One timer wheel per shard sends keep-alive comments to idle subscribers.
 //!
+//! With `--redis`, a publish goes through Redis instead (`cluster`), which numbers it for every
+//! node; each node follows Redis's channel and hands the events to its own broadcaster.
+//!
 //! An optional internal listener (`conn::internal`) serves publish, health and stats only,
 //! from descriptors of its own at the open-file limit, so subscribers never lock them out.
 //!
