@@ -10,6 +10,11 @@ const MAX_ENTRIES = 500; // per panel
 // A browser opens at most 6 HTTP/1.1 connections per host: one stream per topic, and the stats
 // polls and publishes need one or two more.
 const MAX_TOPICS = 4;
+// A stream the browser gave up on (an error response: a proxy's 502 while a node restarts, say)
+// is opened again by the page after this long, doubling up to the most, resuming after the last
+// event it showed.
+const REOPEN_FIRST_MS = 1000;
+const REOPEN_MOST_MS = 30000;
 const types = new Set(['message']); // event types we listen for ('gap' is handled separately)
 /** topic -> { topic, source, state, lastId, panel, list, count, badge, onEvent, onGap } */
 const feeds = new Map();
@@ -61,7 +66,7 @@ function updateBanner() {
     b.className = 'down';
     // One text while streams drop and come back one by one, rather than one per change.
     b.textContent = closed.length
-      ? `The server refused the event stream of ${closed.length === 1 ? 'topic' : 'topics'} ${quoted(closed)} (error response). Check the topics and press Subscribe to try again.`
+      ? `The event stream of ${closed.length === 1 ? 'topic' : 'topics'} ${quoted(closed)} got an error response; trying again, less and less often. If it keeps failing, check the topics.`
       : 'The server is unreachable. Retrying automatically…';
     b.hidden = false;
   } else if (wasDown) {
@@ -185,10 +190,23 @@ function openFeed(feed, resumeAfter) {
   feed.source = source;
   const current = () => feed.source === source && feeds.get(feed.topic) === feed;
   source.onopen = () => {
-    if (current()) setFeedState(feed, 'open');
+    if (!current()) return;
+    feed.reopenMs = REOPEN_FIRST_MS;
+    setFeedState(feed, 'open');
   };
   source.onerror = () => {
-    if (current()) setFeedState(feed, source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
+    if (!current()) return;
+    if (source.readyState !== EventSource.CLOSED) {
+      setFeedState(feed, 'reconnecting'); // the browser retries by itself
+      return;
+    }
+    // The browser gives up for good after an error response: open it again later.
+    setFeedState(feed, 'closed');
+    clearTimeout(feed.reopenTimer);
+    feed.reopenTimer = setTimeout(() => {
+      if (current()) openFeed(feed, feed.lastId);
+    }, feed.reopenMs);
+    feed.reopenMs = Math.min(feed.reopenMs * 2, REOPEN_MOST_MS);
   };
   source.addEventListener('gap', feed.onGap);
   types.forEach((t) => source.addEventListener(t, feed.onEvent));
@@ -196,12 +214,13 @@ function openFeed(feed, resumeAfter) {
 }
 
 function closeFeed(feed) {
+  clearTimeout(feed.reopenTimer);
   if (feed.source) feed.source.close();
   feed.source = null;
 }
 
 function newFeed(topic) {
-  const feed = { topic, source: null, state: 'connecting', lastId: '' };
+  const feed = { topic, source: null, state: 'connecting', lastId: '', reopenMs: REOPEN_FIRST_MS, reopenTimer: 0 };
   feed.onEvent = (e) => {
     if (e.lastEventId) feed.lastId = e.lastEventId;
     addEntry(feed, { id: e.lastEventId, type: e.type, data: e.data });

@@ -736,3 +736,111 @@ async fn screenshot_of_the_demo_page_with_events_in_its_log() {
     }
     server.stop().await;
 }
+
+/// Events the rolling-restart test publishes.
+const ROLLING_EVENTS: usize = 90;
+
+/// Publishes event `id` to the first of `nodes` that takes it, trying again until one does
+/// (a node may be restarting); returns the node that took it.
+async fn publish_to_any(nodes: &[SocketAddr], id: &str) -> SocketAddr {
+    let body = json!({"topic": "news", "id": id, "data": format!("event {id}")}).to_string();
+    let request = format!(
+        "POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    for _ in 0..200 {
+        for &node in nodes {
+            let Ok(mut socket) = tokio::net::TcpStream::connect(node).await else {
+                continue;
+            };
+            let mut answer = Vec::new();
+            if socket.write_all(request.as_bytes()).await.is_ok()
+                && tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut answer)
+                    .await
+                    .is_ok()
+                && answer.starts_with(b"HTTP/1.1 200")
+            {
+                return node;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no node took event {id}");
+}
+
+/// Waits until the node at `node` follows Redis.
+async fn following(node: support::Client) {
+    for _ in 0..250 {
+        if node.stats().await["redis_up"] == true {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the node never followed Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_behind_nginx_misses_nothing_while_each_node_restarts() {
+    let redis = support::redis::Redis::start();
+    let addrs: Vec<SocketAddr> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .unwrap()
+        })
+        .collect();
+    let flags = |addr: SocketAddr| {
+        format!(
+            "--listen {addr} --redis {} --max-connections-per-ip 0 --reconnect-spread 200ms",
+            redis.url()
+        )
+    };
+    let mut nodes = Vec::new();
+    for &addr in &addrs {
+        let (child, client, _log) = support::spawn_binary("", &flags(addr)).await;
+        following(client).await;
+        nodes.push(child);
+    }
+    let nginx = support::nginx::Nginx::start_in_front_of(&addrs).await;
+    let mut driver = Driver::start("rolling", nginx.addr, json!({"events": ROLLING_EVENTS})).await;
+    driver.step("subscribed").await;
+    driver.go_on().await;
+    let publishing = tokio::spawn({
+        let addrs = addrs.clone();
+        async move {
+            for k in 0..ROLLING_EVENTS {
+                publish_to_any(&addrs, &format!("e{k}")).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    // Each node in turn (SIGTERM, two seconds down, a new process on the same port), then both
+    // at once: nginx then has no node for the page's reconnect, and answers it a stream that
+    // says to retry.
+    for down in [vec![0], vec![1], vec![0, 1]] {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for &index in &down {
+            let pid = nodes[index].id().unwrap().to_string();
+            let term = Command::new("kill").args(["-TERM", &pid]).status();
+            assert!(term.unwrap().success());
+        }
+        for &index in &down {
+            let _ = tokio::time::timeout(Duration::from_secs(10), nodes[index].wait()).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for &index in &down {
+            let (child, client, _log) = support::spawn_binary("", &flags(addrs[index])).await;
+            following(client).await;
+            nodes[index] = child;
+        }
+    }
+    publishing.await.unwrap();
+    let report = driver.done().await;
+    let got = entries_in(&report, "news");
+    let sent: Vec<(String, String, String)> = (0..ROLLING_EVENTS)
+        .map(|k| message(&format!("e{k}"), &format!("event e{k}")))
+        .collect();
+    assert_eq!(got, sent, "every event once, in order, no gap");
+    drop(nginx);
+}

@@ -176,6 +176,17 @@ const scenarios = {
     };
   },
 
+  /** Behind nginx, each node restarts in turn while events are published; the page misses
+   *  none. `events` is how many the test publishes. */
+  async rolling(page, base, { events }) {
+    await page.goto(`${base}/?topic=news`);
+    await waitState(page, 'open');
+    await step('subscribed'); // the test publishes, restarting each node meanwhile
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('#log .entry').length >= n, events, { timeout: 60_000 });
+    return { entries: await entries(page) };
+  },
+
   /** The network drops the stream while the server stays up; the page resumes from history. */
   async catchup(page, base) {
     await page.goto(`${base}/?topic=news`);

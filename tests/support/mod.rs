@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod apt;
+pub mod nginx;
 pub mod redis;
 
 use std::future::Future;
