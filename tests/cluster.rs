@@ -114,7 +114,11 @@ async fn a_publish_on_any_node_reaches_every_subscriber_in_one_order() {
 async fn a_resume_on_another_node_gets_exactly_what_was_missed() {
     let redis = Redis::start();
     let nodes = nodes(&redis, 2, &[]).await;
-    let mut reader = nodes[0].subscribe("/events?topic=a&topic=b", "").await;
+    // 64 topics: a, b and 62 others.
+    let path: String = (0..62).fold("/events?topic=a&topic=b".to_owned(), |path, n| {
+        path + &format!("&topic=x{n}")
+    });
+    let mut reader = nodes[0].subscribe(&path, "").await;
     nodes[0].wait_for_stat("subscribers", 1).await;
     for k in 0..6 {
         let topic = ["a", "b", "c"][k % 3];
@@ -123,9 +127,7 @@ async fn a_resume_on_another_node_gets_exactly_what_was_missed() {
     assert_eq!(ids(&mut reader, 2).await, ["e0", "e1"]);
     drop(reader);
     // Resumed on the other node after e1: what it missed of a and b, then live.
-    let mut resumed = nodes[1]
-        .subscribe("/events?topic=a&topic=b", "Last-Event-ID: e1\r\n")
-        .await;
+    let mut resumed = nodes[1].subscribe(&path, "Last-Event-ID: e1\r\n").await;
     nodes[0].publish_id("a", "e6", "x").await;
     assert_eq!(ids(&mut resumed, 3).await, ["e3", "e4", "e6"]);
     for node in nodes {
@@ -247,4 +249,46 @@ async fn a_node_killed_mid_burst_loses_its_subscribers_nothing() {
     seen.extend(ids(&mut resumed, wanted.len() - seen.len()).await);
     assert_eq!(seen, wanted, "nothing missing, nothing twice, one order");
     burst.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_back_with_its_data_loses_nothing() {
+    let mut redis = Redis::start_persistent();
+    let nodes = nodes(&redis, 2, &[]).await;
+    let mut subscriber = nodes[1].subscribe("/events?topic=a", "").await;
+    nodes[1].wait_for_stat("subscribers", 1).await;
+    nodes[0].publish_id("a", "before", "x").await;
+    assert_eq!(subscriber.event_id().await, "before");
+    redis.stop();
+    let refused = post(
+        nodes[0].addr,
+        "application/json",
+        br#"{"topic":"a","data":"x"}"#,
+    )
+    .await;
+    assert_eq!(refused.status, 503);
+    redis.start_again();
+    for node in &nodes {
+        wait_until_following(node).await;
+    }
+    nodes[0].publish_id("a", "after", "x").await;
+    assert_eq!(
+        subscriber.event_id().await,
+        "after",
+        "the same stream goes on"
+    );
+    let (status, _) = publish(
+        &nodes[1],
+        json!({"topic": "a", "id": "before", "data": "x"}),
+    )
+    .await;
+    assert_eq!(status, 409, "the log came back with its ids");
+    // A resume on the other node across the outage: no gap.
+    let mut resumed = nodes[0]
+        .subscribe("/events?topic=a", "Last-Event-ID: before\r\n")
+        .await;
+    assert_eq!(resumed.event_id().await, "after");
+    for node in nodes {
+        node.stop().await;
+    }
 }

@@ -1,5 +1,6 @@
-//! A real `redis-server` for a test: started on a free loopback port with no persistence,
-//! stopped and started again on the same port at will, killed when dropped.
+//! A real `redis-server` for a test: started on a free loopback port, without persistence or
+//! with an append-only file, stopped and started again on the same port at will, killed when
+//! dropped.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -14,12 +15,28 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Redis {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// With persistence: the directory of its append-only file.
+    dir: Option<std::path::PathBuf>,
     process: Option<Child>,
 }
 
 impl Redis {
-    /// Starts one on a free port, installing `redis-server` first if it is missing.
+    /// Starts one on a free port, without persistence, installing `redis-server` first if it
+    /// is missing.
     pub fn start() -> Redis {
+        Self::start_with(None)
+    }
+
+    /// Starts one that keeps its data in an append-only file (every write synced), so that
+    /// [`Redis::stop`] and [`Redis::start_again`] keep it.
+    pub fn start_persistent() -> Redis {
+        let dir = std::env::temp_dir().join(format!("ssecast-redis-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::start_with(Some(dir))
+    }
+
+    fn start_with(dir: Option<std::path::PathBuf>) -> Redis {
         apt::ensure(
             "the Redis tests",
             &[Need {
@@ -33,6 +50,7 @@ impl Redis {
             .unwrap();
         let mut redis = Redis {
             addr,
+            dir,
             process: None,
         };
         redis.start_again();
@@ -44,7 +62,7 @@ impl Redis {
         format!("redis://{}", self.addr)
     }
 
-    /// Kills it: everything it held is gone, as after a crash without persistence.
+    /// Kills it: without persistence everything it held is gone.
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
             let _ = process.kill();
@@ -52,9 +70,17 @@ impl Redis {
         }
     }
 
-    /// Starts it again on the same port, empty.
+    /// Starts it again on the same port: empty, or with its data when persistent.
     pub fn start_again(&mut self) {
         self.stop();
+        let persistence: Vec<String> = match &self.dir {
+            Some(dir) => ["--appendonly", "yes", "--appendfsync", "always", "--dir"]
+                .iter()
+                .map(|arg| arg.to_string())
+                .chain([dir.display().to_string()])
+                .collect(),
+            None => vec!["--appendonly".into(), "no".into()],
+        };
         let process = Command::new("redis-server")
             .args([
                 "--port",
@@ -62,7 +88,8 @@ impl Redis {
                 "--bind",
                 "127.0.0.1",
             ])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--save", "", "--protected-mode", "no"])
+            .args(persistence)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
