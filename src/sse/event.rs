@@ -239,6 +239,20 @@ mod tests {
     }
 
     #[test]
+    fn a_body_under_an_id_is_the_frame_encode_makes() {
+        let full = Draft {
+            event: Some("score".into()),
+            retry: Some(3000),
+            ..draft("one\r\ntwo\nthree")
+        }
+        .validate()
+        .unwrap();
+        for event in [full, event("x")] {
+            assert_eq!(with_id("42", &encode_body(&event)), encode("42", &event));
+        }
+    }
+
+    #[test]
     fn encodes_every_field_in_order() {
         let mut e = draft("hello");
         e.event = Some("greeting".into());
