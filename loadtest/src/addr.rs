@@ -14,17 +14,19 @@ pub const MAX_ADDRESSES: usize = 254;
 /// Chooses the source address of each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spread {
-    /// The target; only IPv4 loopback targets are spread.
-    target: IpAddr,
+    /// Whether every target is IPv4 loopback: only then are connections spread (a socket
+    /// bound to 127.0.0.2 cannot reach `::1`).
+    v4: bool,
     /// Connections per source address before moving to the next.
     pub per_address: usize,
 }
 
 impl Spread {
-    /// A spread for connections to `target`, `per_address` connections per source address.
-    pub fn new(target: IpAddr, per_address: usize) -> Spread {
+    /// A spread for connections to `targets`, `per_address` connections per source address.
+    pub fn new(targets: impl IntoIterator<Item = IpAddr>, per_address: usize) -> Spread {
+        let v4_loopback = |ip: IpAddr| matches!(ip, IpAddr::V4(ip) if ip.is_loopback());
         Spread {
-            target,
+            v4: targets.into_iter().all(v4_loopback),
             per_address: per_address.max(1),
         }
     }
@@ -38,23 +40,21 @@ impl Spread {
     /// (slot 0, or a target that is not IPv4 loopback); past the last address, `None` too,
     /// and the caller reports the shortage.
     pub fn source(&self, slot: usize) -> Option<SocketAddr> {
-        match self.target {
-            IpAddr::V4(ip) if ip.is_loopback() && slot > 0 && slot < MAX_ADDRESSES => {
-                let last = u8::try_from(slot + 1).ok()?;
-                Some(SocketAddr::new(
-                    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)),
-                    0,
-                ))
-            }
-            _ => None,
+        if !self.v4 || slot == 0 || slot >= MAX_ADDRESSES {
+            return None;
         }
+        let last = u8::try_from(slot + 1).ok()?;
+        Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)),
+            0,
+        ))
     }
 
-    /// True if `slot` is a usable address for this target.
+    /// True if `slot` is a usable address for these targets.
     pub fn has_slot(&self, slot: usize) -> bool {
-        match self.target {
-            IpAddr::V4(ip) if ip.is_loopback() => slot < MAX_ADDRESSES,
-            _ => slot == 0,
+        match self.v4 {
+            true => slot < MAX_ADDRESSES,
+            false => slot == 0,
         }
     }
 }
@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn fills_one_address_then_the_next() {
-        let spread = Spread::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 20_000);
+        let spread = Spread::new([IpAddr::V4(Ipv4Addr::LOCALHOST)], 20_000);
         assert_eq!(spread.slot(0), 0);
         assert_eq!(spread.slot(19_999), 0);
         assert_eq!(spread.slot(20_000), 1);
@@ -92,13 +92,23 @@ mod tests {
 
     #[test]
     fn ipv6_loopback_is_not_spread() {
-        let spread = Spread::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 10);
+        let spread = Spread::new([IpAddr::V6(Ipv6Addr::LOCALHOST)], 10);
         assert_eq!(spread.source(1), None);
         assert!(spread.has_slot(0) && !spread.has_slot(1));
     }
 
     #[test]
+    fn several_targets_are_spread_only_if_all_are_ipv4_loopback() {
+        let node = |last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+        let cluster = Spread::new([node(1), node(1), node(9)], 20_000);
+        assert_eq!(cluster.source(3), v4(4));
+        let mixed = Spread::new([node(1), IpAddr::V6(Ipv6Addr::LOCALHOST)], 20_000);
+        assert_eq!(mixed.source(1), None);
+        assert!(mixed.has_slot(0) && !mixed.has_slot(1));
+    }
+
+    #[test]
     fn zero_per_address_is_one() {
-        assert_eq!(Spread::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).slot(3), 3);
+        assert_eq!(Spread::new([IpAddr::V4(Ipv4Addr::LOCALHOST)], 0).slot(3), 3);
     }
 }

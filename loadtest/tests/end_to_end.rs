@@ -33,7 +33,7 @@ fn run_against(addr: std::net::SocketAddr, per_process: usize, per_event: usize)
     Run {
         target: Target {
             name: "ssecast".into(),
-            subscribe: Url::parse(&format!("http://{addr}/events?topic=load")).unwrap(),
+            subscribe: vec![Url::parse(&format!("http://{addr}/events?topic=load")).unwrap()],
             publish: Publish {
                 url: Url::parse(&format!("http://{addr}/publish")).unwrap(),
                 body_template: DEFAULT_BODY.into(),

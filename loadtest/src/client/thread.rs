@@ -71,9 +71,7 @@ pub struct Counters {
 /// What a thread needs to open its connections.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The server.
-    pub target: SocketAddr,
-    /// The subscribe request heads, by run connection.
+    /// The server and subscribe request head of each run connection.
     pub requests: Requests,
     /// This thread's connection `k` is process connection `k * stride + offset`...
     pub stride: usize,
@@ -245,13 +243,14 @@ impl ClientThread {
 
     fn open(&mut self, index: usize) {
         let spread = self.plan.spread;
+        let target = self.plan.requests.addr(index);
         let mut last_error = None;
         for _ in 0..MAX_SKIPS {
             let slot = spread.slot(index) + self.skip;
             if !spread.has_slot(slot) {
                 break;
             }
-            match connect(self.plan.target, spread.source(slot), self.plan.reset) {
+            match connect(target, spread.source(slot), self.plan.reset) {
                 Ok(stream) => return self.register(stream, index),
                 Err(e) if is_port_shortage(&e) => {
                     // This address has no ports left: move this thread on to the next one.
