@@ -250,7 +250,7 @@ impl ClientThread {
             if !spread.has_slot(slot) {
                 break;
             }
-            match connect(target, spread.source(slot), self.plan.reset) {
+            match connect(target, spread.bind_to(slot, index), self.plan.reset) {
                 Ok(stream) => return self.register(stream, index),
                 Err(e) if is_port_shortage(&e) => {
                     // This address has no ports left: move this thread on to the next one.
@@ -376,7 +376,7 @@ impl ClientThread {
     }
 }
 
-/// Starts a non-blocking connect to `target`, from `source` if given.
+/// Starts a non-blocking connect to `target`, from `source` (address and port) if given.
 /// With `reset`, closing sends a RST: no TIME_WAIT is left behind, so repeated runs neither
 /// run out of ports nor count the client's closed sockets in the kernel's memory.
 fn connect(target: SocketAddr, source: Option<SocketAddr>, reset: bool) -> io::Result<TcpStream> {
@@ -392,7 +392,13 @@ fn connect(target: SocketAddr, source: Option<SocketAddr>, reset: bool) -> io::R
     if let Some(source) = source {
         // Lets the port of a connection in TIME_WAIT from an earlier run be bound again.
         socket.set_reuse_address(true)?;
-        socket.bind(&source.into())?;
+        if let Err(e) = socket.bind(&source.into()) {
+            // Someone listens on that port: let the kernel find another.
+            if e.kind() != io::ErrorKind::AddrInUse {
+                return Err(e);
+            }
+            socket.bind(&SocketAddr::new(source.ip(), 0).into())?;
+        }
     }
     match socket.connect(&target.into()) {
         Ok(()) => {}
