@@ -28,6 +28,7 @@ SIZE=${SIZE:-64}                      # event data bytes
 RATE=${RATE:-5000}                    # new connections per second, over all nodes
 BASE_PORT=${BASE_PORT:-19280}         # Redis and the nodes take the first free ports from here
 SSECAST_FLAGS=${SSECAST_FLAGS:-}      # more flags for every node, e.g. "--history 100000"
+LOADTEST_FLAGS=${LOADTEST_FLAGS:-}    # more flags for every scenario, e.g. "--per-address 10000"
 
 cd "$(dirname "$0")/.."
 for tool in cargo jq curl redis-server redis-cli; do
@@ -121,7 +122,8 @@ wanted() {
     [[ " $SCENARIOS " == *" $1 "* ]]
 }
 
-common=("${URLS[@]}" --name "ssecast x $NODES" --rate "$RATE" --json --quiet)
+# shellcheck disable=SC2206 # LOADTEST_FLAGS is a list of flags
+common=("${URLS[@]}" --name "ssecast x $NODES" --rate "$RATE" --json --quiet $LOADTEST_FLAGS)
 if wanted connect; then
     run_report connect connect "${common[@]}" --subscribers "$SUBS" --hold "$HOLD" \
         --settle "$SETTLE"
