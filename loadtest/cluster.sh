@@ -28,7 +28,7 @@ SIZE=${SIZE:-64}                      # event data bytes
 RATE=${RATE:-5000}                    # new connections per second, over all nodes
 BASE_PORT=${BASE_PORT:-19280}         # Redis and the nodes take the first free ports from here
 SSECAST_FLAGS=${SSECAST_FLAGS:-}      # more flags for every node, e.g. "--history 100000"
-LOADTEST_FLAGS=${LOADTEST_FLAGS:-}    # more flags for every scenario, e.g. "--per-address 10000"
+LOADTEST_FLAGS=${LOADTEST_FLAGS:-}    # more flags for every scenario, e.g. "--client-threads 2"
 
 cd "$(dirname "$0")/.."
 for tool in cargo jq curl redis-server redis-cli; do
@@ -99,7 +99,8 @@ for node in $(seq "$NODES"); do
 done
 echo "== redis on $REDIS_PORT, $NODES nodes: ${URLS[*]}" >&2
 
-# Redis's memory now, into $OUT/redis-$1.txt: used_memory and used_memory_peak, bytes.
+# Redis's INFO memory now (used_memory, used_memory_peak, ... in bytes) into
+# $OUT/redis-$1.txt.
 redis_memory() {
     redis-cli -p "$REDIS_PORT" info memory | tr -d '\r' >"$OUT/redis-$1.txt"
 }
@@ -184,7 +185,7 @@ redis_field() {
 }
 
 echo
-echo "$NODES nodes on one Redis; $(nproc) cores, client, nodes and Redis on one machine"
+echo "ssecast nodes: $NODES, on one Redis; $(nproc) cores, client, nodes and Redis on one machine"
 echo
 echo "| figure | value |"
 echo "|---|---:|"
