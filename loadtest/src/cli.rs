@@ -70,13 +70,22 @@ pub enum FloorScenario {
 /// Flags every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Subscribe URL (loopback only).
-    #[arg(long, default_value = "http://127.0.0.1:8080/events?topic=load")]
-    pub url: String,
-    /// Server PIDs to measure, summed (default: `pid` from `GET /stats` on the URL's host).
+    /// Subscribe URL (loopback only). Repeat it or separate URLs with commas to drive a
+    /// cluster: subscriber k connects to URL k mod n, publishes go to the first node, and
+    /// memory and CPU are summed over every node. `connect`, `single`, `fanout`, `publish`
+    /// and `pulse` take several; `hostile` takes one (its attackers and `/stats` figures are
+    /// of one server), and `--with-floor` runs the floor as one node.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080/events?topic=load"
+    )]
+    pub url: Vec<String>,
+    /// Server PIDs to measure, summed (default: `pid` from `GET /stats` on each URL's host).
     #[arg(long, value_delimiter = ',')]
     pub pid: Vec<u32>,
-    /// Publish URL; `{topic}` is replaced [default: http://<host:port>/publish].
+    /// Publish URL; `{topic}` is replaced [default: http://<host:port>/publish of the first
+    /// --url].
     #[arg(long)]
     pub publish_url: Option<String>,
     /// Publish body template; `{data}` and `{topic}` are replaced.
@@ -379,15 +388,23 @@ fn rate(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
 }
 
 impl Common {
-    /// The server these flags describe; asks `/stats` for its PID unless `--pid` was given.
+    /// The server these flags describe; asks each node's `/stats` for its PID unless `--pid`
+    /// was given.
     pub fn target(&self) -> Result<Target, Error> {
-        let subscribe = Url::parse(&self.url)?;
+        let subscribe = self
+            .url
+            .iter()
+            .map(|url| Url::parse(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = subscribe.first() else {
+            return Err(Error::Flag("--url: at least one subscribe URL".into()));
+        };
         let publish_url = match &self.publish_url {
             Some(url) => url.clone(),
-            None => format!("http://{}/publish", subscribe.host),
+            None => format!("http://{}/publish", first.host),
         };
         let pids = if self.pid.is_empty() {
-            vec![crate::http::stats_pid(subscribe.addr, &subscribe.host)?]
+            node_pids(&subscribe)?
         } else {
             self.pid.clone()
         };
@@ -429,6 +446,24 @@ impl Common {
             svg: self.svg.clone(),
         }
     }
+}
+
+/// The PID of every node: `GET /stats` once per distinct address, each process once (two
+/// URLs may reach one server).
+fn node_pids(urls: &[Url]) -> Result<Vec<u32>, Error> {
+    let mut asked = Vec::new();
+    let mut pids = Vec::new();
+    for url in urls {
+        if asked.contains(&url.addr) {
+            continue;
+        }
+        asked.push(url.addr);
+        let pid = crate::http::stats_pid(url.addr, &url.host)?;
+        if !pids.contains(&pid) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
 }
 
 impl ConnectCmd {
@@ -588,6 +623,59 @@ mod tests {
             "1,2"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn urls_repeat_or_split_on_commas() {
+        use super::Command;
+        let urls = |extra: &[&str]| {
+            let mut args = vec!["t", "connect", "--subscribers", "5"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Connect(cmd)) => cmd.common.url,
+                other => panic!("connect did not parse: {other:?}"),
+            }
+        };
+        let (a, b) = (
+            "http://127.0.0.1:7001/events",
+            "http://127.0.0.1:7002/events",
+        );
+        assert_eq!(urls(&[]), ["http://127.0.0.1:8080/events?topic=load"]);
+        assert_eq!(urls(&["--url", a]), [a]);
+        assert_eq!(urls(&["--url", a, "--url", b]), [a, b]);
+        assert_eq!(urls(&["--url", &format!("{a},{b}")]), [a, b]);
+    }
+
+    #[test]
+    fn several_urls_publish_to_the_first_and_hostile_refuses_them() {
+        use super::Command;
+        let pid = std::process::id().to_string();
+        let urls =
+            "http://127.0.0.1:7001/events?topic=load,http://127.0.0.1:7002/events?topic=load";
+        let target = |scenario: &str| {
+            let args = [
+                "t",
+                scenario,
+                "--subscribers",
+                "5",
+                "--url",
+                urls,
+                "--pid",
+                &pid,
+            ];
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Single(cmd)) => cmd.common.target().unwrap(),
+                Ok(Command::Hostile(cmd)) => cmd.common.target().unwrap(),
+                other => panic!("{scenario} did not parse: {other:?}"),
+            }
+        };
+        let single = target("single");
+        let ports: Vec<u16> = single.subscribe.iter().map(|u| u.addr.port()).collect();
+        assert_eq!(ports, [7001, 7002]);
+        assert_eq!(single.publish.url.addr.port(), 7001);
+        assert_eq!(single.publish.url.path, "/publish");
+        let refused = target("hostile").single_node("hostile").unwrap_err();
+        assert!(refused.to_string().contains("one --url"), "{refused}");
     }
 
     #[test]

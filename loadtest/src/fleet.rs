@@ -73,17 +73,16 @@ pub fn split(target: usize, shares: &[usize]) -> Vec<usize> {
 }
 
 impl Fleet {
-    /// Starts the client threads (and worker processes) for up to `n` subscribers of `url`.
-    pub fn start(url: &Url, n: usize, options: &ClientOptions) -> Result<Fleet, Error> {
+    /// Starts the client threads (and worker processes) for up to `n` subscribers, dealt
+    /// over `urls` in turn.
+    pub fn start(urls: &[Url], n: usize, options: &ClientOptions) -> Result<Fleet, Error> {
         let shares = shares(n, options.per_process);
         let processes = shares.len();
         let mut first = 0;
         let mut specs = Vec::with_capacity(processes);
         for &share in &shares {
             specs.push(GroupSpec {
-                target: url.addr,
-                host: url.host.clone(),
-                path: url.path.clone(),
+                urls: urls.to_vec(),
                 first,
                 threads: options.threads,
                 rate: options.rate / processes as f64,

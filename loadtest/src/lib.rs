@@ -11,7 +11,9 @@
 //! `single`, `fanout`, `publish`, `pulse`, `hostile`); `floor` is the trivial broadcaster they
 //! compare against, and `attack` the misbehaving clients `hostile` sets on the server. `token`
 //! makes the subscriber tokens of the `tokens` command and reads them back for `--token-file`.
-//! Only loopback targets are accepted (`target`), and every phase has a time bound.
+//! Only loopback targets are accepted (`target`), and every phase has a time bound. A target
+//! may be a cluster: one `--url` per node, the subscribers dealt over them in turn
+//! (`client::request`), publishes to the first, every node's process measured.
 #![forbid(unsafe_code)]
 
 pub mod addr;

@@ -37,6 +37,27 @@ impl Memory {
     }
 }
 
+/// Memory of one process at one moment.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ProcessMemory {
+    /// The process.
+    pub pid: u32,
+    /// Resident set (`VmRSS`), bytes.
+    pub rss: u64,
+    /// Resident anonymous memory (`RssAnon`), bytes.
+    pub rss_anon: u64,
+}
+
+/// Reads the memory of each of `pids`, in order: a cluster's nodes one by one.
+pub fn each_process(pids: &[u32]) -> Result<Vec<ProcessMemory>, Error> {
+    pids.iter()
+        .map(|&pid| {
+            let (rss, rss_anon) = process_memory(pid)?;
+            Ok(ProcessMemory { pid, rss, rss_anon })
+        })
+        .collect()
+}
+
 /// Reads the memory of `pids` (summed) and of the kernel.
 pub fn memory(pids: &[u32]) -> Result<Memory, Error> {
     let mut memory = kernel()?;
@@ -195,6 +216,9 @@ mod tests {
     fn reads_this_process() {
         let memory = memory(&[std::process::id()]).unwrap();
         assert!(memory.rss > 0 && memory.slab > 0);
+        let each = each_process(&[std::process::id()]).unwrap();
+        assert_eq!(each.len(), 1);
+        assert!(each[0].rss > 0 && each[0].pid == std::process::id());
         assert!(cpu_ticks(&[std::process::id()]).is_ok());
     }
 }

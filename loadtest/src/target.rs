@@ -3,13 +3,17 @@
 //! Only `http://` URLs on loopback are accepted (`127.0.0.0/8`, `::1`, `localhost`): the
 //! loadtest sends its traffic to this machine only. Nothing here knows ssecast beyond the
 //! defaults; another server needs a subscribe URL, a publish URL and body template, and `--pid`.
+//! A server may be a cluster: several nodes, each with its subscribe URL, the subscribers
+//! dealt over them in turn, and every node's process measured.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
 /// A parsed `http://host:port/path?query` URL on loopback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Url {
     /// The resolved socket address.
     pub addr: SocketAddr,
@@ -100,14 +104,28 @@ impl Publish {
 pub struct Target {
     /// A short name for reports (`ssecast`, `floor`, `nchan`).
     pub name: String,
-    /// Where subscribers connect.
-    pub subscribe: Url,
+    /// Where subscribers connect, at least one (the clients refuse none): subscriber `k` of
+    /// a run connects to `subscribe[k mod n]`, so a cluster's nodes get equal shares.
+    pub subscribe: Vec<Url>,
     /// How events are published.
     pub publish: Publish,
     /// The topic events go to.
     pub topic: String,
     /// The server processes whose memory and CPU are measured (summed).
     pub pids: Vec<u32>,
+}
+
+impl Target {
+    /// The one subscribe URL of a scenario that drives a single node (`hostile`), or why not.
+    pub fn single_node(&self, scenario: &str) -> Result<&Url, Error> {
+        match self.subscribe.as_slice() {
+            [url] => Ok(url),
+            urls => Err(Error::Flag(format!(
+                "{scenario} drives one node: give one --url, not {}",
+                urls.len()
+            ))),
+        }
+    }
 }
 
 /// The ssecast JSON publish body.

@@ -1,39 +1,23 @@
 //! Runs the loadtest against a real ssecast started in this process on 127.0.0.1:0, and checks
 //! that its reports count every delivery. Every wait has a timeout.
 
+mod support;
+
 use std::time::Duration;
 
-use clap::Parser;
 use ssecast_loadtest::attack::{Kind, Sizes};
 use ssecast_loadtest::fleet::ClientOptions;
 use ssecast_loadtest::scenario::{fanout, hostile, publish, single, Run};
 use ssecast_loadtest::target::{Publish, Target, Url, DEFAULT_BODY};
 use ssecast_loadtest::ui::Ui;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-/// How long one scenario may take.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// A server on a free port, started with `flags`; dropping the sender stops it.
-async fn start_server(flags: &[&str]) -> (std::net::SocketAddr, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let args = std::iter::once("ssecast").chain(flags.iter().copied());
-    let config = ssecast::config::Config::try_parse_from(args).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(ssecast::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
-}
+use support::{start_server, within_limit};
 
 fn run_against(addr: std::net::SocketAddr, per_process: usize, per_event: usize) -> Run {
     ssecast_loadtest::worker::use_program(env!("CARGO_BIN_EXE_ssecast-loadtest"));
     Run {
         target: Target {
             name: "ssecast".into(),
-            subscribe: Url::parse(&format!("http://{addr}/events?topic=load")).unwrap(),
+            subscribe: vec![Url::parse(&format!("http://{addr}/events?topic=load")).unwrap()],
             publish: Publish {
                 url: Url::parse(&format!("http://{addr}/publish")).unwrap(),
                 body_template: DEFAULT_BODY.into(),
@@ -54,14 +38,6 @@ fn run_against(addr: std::net::SocketAddr, per_process: usize, per_event: usize)
         ui: Ui { progress: false },
         svg: None,
     }
-}
-
-/// Runs blocking scenario code off the runtime, failing the test if it takes too long.
-async fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::time::timeout(LIMIT, tokio::task::spawn_blocking(f))
-        .await
-        .expect("scenario finished in time")
-        .expect("scenario did not panic")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,7 +60,7 @@ fn every_subscriber_sends_line_i_mod_n_from_every_process() {
         }),
     };
     let url = Url::parse(&format!("http://{addr}/events?topic=load")).unwrap();
-    let fleet = Fleet::start(&url, 20, &options).unwrap();
+    let fleet = Fleet::start(&[url], 20, &options).unwrap();
     let _ = std::fs::remove_file(&path);
     assert_eq!(fleet.processes(), 2);
     let ui = Ui { progress: false };

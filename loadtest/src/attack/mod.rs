@@ -92,9 +92,7 @@ impl Kind {
     /// loopback, unbound otherwise.
     pub fn source(self, target: IpAddr) -> Option<IpAddr> {
         let place = Kind::ALL.iter().position(|&k| k == self).unwrap_or(0);
-        Spread::new(target, 1)
-            .source(FIRST_SLOT + place)
-            .map(|addr| addr.ip())
+        Spread::new([target], 1).source(FIRST_SLOT + place)
     }
 }
 

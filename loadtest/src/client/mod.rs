@@ -14,7 +14,6 @@ pub mod sse;
 pub mod tally;
 pub mod thread;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
@@ -29,6 +28,7 @@ use self::tally::Tally;
 use self::thread::{ClientThread, Command, Counters, Plan, WAKER};
 use crate::addr::Spread;
 use crate::error::Error;
+use crate::target::Url;
 use crate::token::{TokenFile, Tokens};
 
 /// How long a thread may take to answer a command.
@@ -37,12 +37,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// What one process's client group does; sent to worker processes as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupSpec {
-    /// The server.
-    pub target: SocketAddr,
-    /// The `Host` header.
-    pub host: String,
-    /// The subscribe path and query.
-    pub path: String,
+    /// Where subscribers connect: run connection `k` to `urls[k mod n]`.
+    pub urls: Vec<Url>,
     /// Run index of this group's first connection (for source addresses).
     pub first: usize,
     /// Client threads.
@@ -117,8 +113,8 @@ impl ClientGroup {
             Some(file) => Some((Tokens::read(&file.path)?, file.place)),
             None => None,
         };
-        let requests = Requests::new(&spec.path, &spec.host, tokens);
-        let spread = Spread::new(spec.target.ip(), spec.per_address);
+        let requests = Requests::new(&spec.urls, tokens)?;
+        let spread = Spread::new(spec.urls.iter().map(|url| url.addr.ip()), spec.per_address);
         let mut lanes = Vec::with_capacity(threads);
         for offset in 0..threads {
             let poll = Poll::new().map_err(Error::io("creating a poll"))?;
@@ -128,7 +124,6 @@ impl ClientGroup {
             let counters = Arc::new(Counters::default());
             let (commands, receiver) = mpsc::channel();
             let plan = Plan {
-                target: spec.target,
                 requests: requests.clone(),
                 stride: threads,
                 offset,

@@ -1,48 +1,79 @@
-//! The subscribe request each connection writes: one head shared by all, or with tokens one
-//! built for each connection as it starts, carrying its token where `--token-in` says.
+//! The subscribe request each connection makes: the server it goes to, dealt over the run's
+//! URLs in turn (run connection `k` to URL `k mod n`), and its head, one shared by all the
+//! connections to a URL, or with tokens one built for each connection as it starts, carrying
+//! its token where `--token-in` says.
 //!
 //! A built head lives only until it is written (see `conn::Phase::Request`), so tokens cost
 //! an idle subscriber nothing; the tokens themselves are held once per process ([`Tokens`]).
 
 use std::fmt::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::error::Error;
+use crate::target::Url;
 use crate::token::{Place, Tokens};
 
-/// The request heads of a client group.
+/// The requests of a client group.
 #[derive(Debug, Clone)]
 pub struct Requests {
-    /// The subscribe path and query.
-    path: Box<str>,
-    /// The `Host` header.
-    host: Box<str>,
-    /// The head without a token, shared by every connection when there are no tokens.
-    plain: Arc<[u8]>,
+    /// One per subscribe URL, never empty (`new` checks): run connection `k` uses
+    /// `routes[k mod n]`.
+    routes: Arc<[Route]>,
     /// The tokens and where they go, if subscribers send any.
     tokens: Option<(Tokens, Place)>,
 }
 
+/// One subscribe URL and its head.
+#[derive(Debug)]
+struct Route {
+    /// The URL.
+    url: Url,
+    /// The head without a token, shared by every connection to this URL when there are no
+    /// tokens.
+    plain: Arc<[u8]>,
+}
+
 impl Requests {
-    /// Heads for `GET path` to `host`, with a token from `tokens` if given.
-    pub fn new(path: &str, host: &str, tokens: Option<(Tokens, Place)>) -> Requests {
-        Requests {
-            path: path.into(),
-            host: host.into(),
-            plain: head(path, host, None).into_bytes().into(),
-            tokens,
+    /// Requests for `GET` on each of `urls` in turn, with a token from `tokens` if given;
+    /// an error if there is no URL.
+    pub fn new(urls: &[Url], tokens: Option<(Tokens, Place)>) -> Result<Requests, Error> {
+        if urls.is_empty() {
+            return Err(Error::Flag("no subscribe URL".into()));
         }
+        let routes = urls
+            .iter()
+            .map(|url| Route {
+                url: url.clone(),
+                plain: head(&url.path, &url.host, None).into_bytes().into(),
+            })
+            .collect();
+        Ok(Requests { routes, tokens })
+    }
+
+    /// The route of run connection `index`.
+    fn route(&self, index: usize) -> &Route {
+        &self.routes[index % self.routes.len()]
+    }
+
+    /// The server run connection `index` connects to.
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.route(index).url.addr
     }
 
     /// The head run connection `index` writes: with tokens, a new one carrying token
     /// `index mod N`.
     pub fn head(&self, index: usize) -> Arc<[u8]> {
+        let route = self.route(index);
         match &self.tokens {
-            None => self.plain.clone(),
-            Some((tokens, place)) => {
-                head(&self.path, &self.host, Some((tokens.get(index), *place)))
-                    .into_bytes()
-                    .into()
-            }
+            None => route.plain.clone(),
+            Some((tokens, place)) => head(
+                &route.url.path,
+                &route.url.host,
+                Some((tokens.get(index), *place)),
+            )
+            .into_bytes()
+            .into(),
         }
     }
 }
@@ -93,6 +124,7 @@ pub fn head(path: &str, host: &str, token: Option<(&str, Place)>) -> String {
 #[cfg(test)]
 mod tests {
     use super::{head, Requests};
+    use crate::target::Url;
     use crate::token::{Place, Tokens};
 
     const TAIL: &str = "Accept: text/event-stream\r\nCache-Control: no-cache\r\n";
@@ -157,10 +189,15 @@ mod tests {
         assert!(got.starts_with("GET /e?authorization=a%2Bb%2Fc~_-.d%3D%3D HTTP/1.1\r\n"));
     }
 
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
     #[test]
     fn each_connection_gets_its_token_and_no_tokens_share_one_head() {
         let tokens = Tokens::parse("t0\nt1\nt2\n").unwrap();
-        let requests = Requests::new("/events?topic=load", "h", Some((tokens, Place::Header)));
+        let urls = [url("http://127.0.0.1:9/events?topic=load")];
+        let requests = Requests::new(&urls, Some((tokens, Place::Header))).unwrap();
         for (index, token) in [(0, "t0"), (1, "t1"), (5, "t2"), (15_000, "t0")] {
             let got = String::from_utf8(requests.head(index).to_vec()).unwrap();
             assert!(
@@ -168,8 +205,34 @@ mod tests {
                 "{got}"
             );
         }
-        let plain = Requests::new("/events?topic=load", "h", None);
+        let plain = Requests::new(&urls, None).unwrap();
         assert!(std::sync::Arc::ptr_eq(&plain.head(0), &plain.head(1)));
         assert!(!String::from_utf8_lossy(&plain.head(0)).contains("uthorization"));
+    }
+
+    #[test]
+    fn connections_are_dealt_over_the_urls_in_turn() {
+        let urls = [
+            url("http://127.0.0.1:7001/events?topic=a"),
+            url("http://127.0.0.1:7002/sub?topic=a"),
+            url("http://localhost:7003/events?topic=a"),
+        ];
+        let tokens = Tokens::parse("t0\nt1\n").unwrap();
+        let requests = Requests::new(&urls, Some((tokens, Place::Header))).unwrap();
+        for index in [0, 1, 2, 3, 4, 5, 76_000] {
+            let url = &urls[index % 3];
+            assert_eq!(requests.addr(index), url.addr, "{index}");
+            let got = String::from_utf8(requests.head(index).to_vec()).unwrap();
+            let start = format!("GET {} HTTP/1.1\r\nHost: {}\r\n", url.path, url.host);
+            assert!(got.starts_with(&start), "{index}: {got}");
+            let token = format!("Bearer t{}\r\n", index % 2);
+            assert!(
+                got.contains(&token),
+                "the token follows the run index: {got}"
+            );
+        }
+        let plain = Requests::new(&urls, None).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&plain.head(1), &plain.head(4)));
+        assert!(Requests::new(&[], None).is_err());
     }
 }

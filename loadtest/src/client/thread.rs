@@ -71,9 +71,7 @@ pub struct Counters {
 /// What a thread needs to open its connections.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The server.
-    pub target: SocketAddr,
-    /// The subscribe request heads, by run connection.
+    /// The server and subscribe request head of each run connection.
     pub requests: Requests,
     /// This thread's connection `k` is process connection `k * stride + offset`...
     pub stride: usize,
@@ -245,13 +243,14 @@ impl ClientThread {
 
     fn open(&mut self, index: usize) {
         let spread = self.plan.spread;
+        let target = self.plan.requests.addr(index);
         let mut last_error = None;
         for _ in 0..MAX_SKIPS {
             let slot = spread.slot(index) + self.skip;
             if !spread.has_slot(slot) {
                 break;
             }
-            match connect(self.plan.target, spread.source(slot), self.plan.reset) {
+            match connect(target, spread.bind_to(slot, index), self.plan.reset) {
                 Ok(stream) => return self.register(stream, index),
                 Err(e) if is_port_shortage(&e) => {
                     // This address has no ports left: move this thread on to the next one.
@@ -377,7 +376,7 @@ impl ClientThread {
     }
 }
 
-/// Starts a non-blocking connect to `target`, from `source` if given.
+/// Starts a non-blocking connect to `target`, from `source` (address and port) if given.
 /// With `reset`, closing sends a RST: no TIME_WAIT is left behind, so repeated runs neither
 /// run out of ports nor count the client's closed sockets in the kernel's memory.
 fn connect(target: SocketAddr, source: Option<SocketAddr>, reset: bool) -> io::Result<TcpStream> {
@@ -393,7 +392,13 @@ fn connect(target: SocketAddr, source: Option<SocketAddr>, reset: bool) -> io::R
     if let Some(source) = source {
         // Lets the port of a connection in TIME_WAIT from an earlier run be bound again.
         socket.set_reuse_address(true)?;
-        socket.bind(&source.into())?;
+        if let Err(e) = socket.bind(&source.into()) {
+            // Someone listens on that port: let the kernel find another.
+            if e.kind() != io::ErrorKind::AddrInUse {
+                return Err(e);
+            }
+            socket.bind(&SocketAddr::new(source.ip(), 0).into())?;
+        }
     }
     match socket.connect(&target.into()) {
         Ok(()) => {}

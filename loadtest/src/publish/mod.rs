@@ -129,7 +129,7 @@ mod tests {
         let url = |path| Url::parse(&format!("http://127.0.0.1:9{path}")).unwrap();
         let target = Target {
             name: "test".into(),
-            subscribe: url("/events?topic=load"),
+            subscribe: vec![url("/events?topic=load")],
             publish: Publish {
                 url: url("/publish"),
                 body_template: body_template.into(),

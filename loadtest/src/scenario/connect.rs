@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{Run, Samples};
 use crate::error::Error;
-use crate::probe::{self, Memory};
+use crate::probe::{self, Memory, ProcessMemory};
 use crate::report::{self, Comparison, Named, Table};
 
 /// What to run.
@@ -93,6 +93,8 @@ pub struct Report {
     pub closed_by_server: u64,
     /// Memory readings.
     pub memory: Readings,
+    /// Each server process's memory at N, in `--pid` order: a cluster's nodes one by one.
+    pub by_process_at_n: Vec<ProcessMemory>,
     /// Server `VmRSS` per subscriber.
     pub rss: PerSubscriber,
     /// Server `RssAnon` per subscriber.
@@ -122,6 +124,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let connect_seconds = started.elapsed().as_secs_f64();
     idle &= run.wait_idle();
     let full = probe::memory(pids)?;
+    let by_process_at_n = probe::each_process(pids)?;
     let bar = run.ui.timer(args.hold.as_secs(), "holding");
     let hold_end = Instant::now() + args.hold;
     while Instant::now() < hold_end {
@@ -158,6 +161,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
             closed,
             settled,
         },
+        by_process_at_n,
         rss: PerSubscriber::of(before.rss, half.rss, full.rss, n_half, n_full),
         rss_anon: PerSubscriber::of(
             before.rss_anon,
@@ -253,6 +257,18 @@ pub fn table(report: &Report, floor: Option<&Report>) -> Table {
     table.alarm("failed connections", |r| r.failed);
     table.alarm("closed by server while held", |r| r.closed_by_server);
     for r in std::iter::once(report).chain(floor) {
+        if r.by_process_at_n.len() > 1 {
+            let each: Vec<String> = r
+                .by_process_at_n
+                .iter()
+                .map(|p| format!("{} {}", p.pid, report::mib(p.rss)))
+                .collect();
+            table.section(&format!(
+                "{}: server RSS at N by process: {}",
+                r.server,
+                each.join(", ")
+            ));
+        }
         if !r.idle {
             table.section(&format!(
                 "{}: !! the server was not idle at every reading: figures include work in flight",

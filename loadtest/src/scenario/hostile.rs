@@ -25,6 +25,7 @@ use crate::probe;
 use crate::publish::{self, Pace, Published, Requests};
 use crate::report::{self, Table};
 use crate::sampler::Sample;
+use crate::target::Url;
 
 /// How long deliveries may stall before a drain gives up.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
@@ -144,6 +145,8 @@ pub struct Report {
 
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
+    // The attackers and the `/stats` figures are of one server.
+    let url = run.target.single_node("hostile")?;
     let Connected {
         fleet,
         sampler,
@@ -152,10 +155,9 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let before = probe::memory(&run.target.pids)?;
     let requests = Requests::new(&run.target, args.size);
     let t0 = sampler.now();
-    let mut quiet = phase(run, args, &fleet, &requests)?;
+    let mut quiet = phase(run, args, url, &fleet, &requests)?;
     fleet.reset()?;
     let t1 = sampler.now();
-    let url = &run.target.subscribe;
     let plan = attack::Plan {
         target: url.addr,
         host: url.host.clone(),
@@ -165,7 +167,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         sizes: args.sizes.clone(),
     };
     let attackers = attack::launch(plan, &args.attacks)?;
-    let hostile = phase(run, args, &fleet, &requests);
+    let hostile = phase(run, args, url, &fleet, &requests);
     // The attackers have stopped by themselves with the publisher; this joins them.
     let attackers = attackers.finish();
     let mut hostile = hostile?;
@@ -195,10 +197,17 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     })
 }
 
-/// Publishes for one phase, drains, and counts what the good subscribers got.
-fn phase(run: &Run, args: &Args, fleet: &Arc<Fleet>, requests: &Requests) -> Result<Phase, Error> {
+/// Publishes for one phase, drains, and counts what the good subscribers got; `url` is the
+/// server's, for its `/stats`.
+fn phase(
+    run: &Run,
+    args: &Args,
+    url: &Url,
+    fleet: &Arc<Fleet>,
+    requests: &Requests,
+) -> Result<Phase, Error> {
     let start = fleet.status()?;
-    let stats_before = stats(run);
+    let stats_before = stats(url);
     let cpu = probe::cpu_ticks(&run.target.pids)?;
     let pace = Pace {
         rate: args.rate,
@@ -218,7 +227,7 @@ fn phase(run: &Run, args: &Args, fleet: &Arc<Fleet>, requests: &Requests) -> Res
     let end = fleet.status()?;
     // Refused publishes are never delivered: subscribers owe only the accepted ones.
     let tally = fleet.report(published.published)?;
-    let stats_after = stats(run);
+    let stats_after = stats(url);
     let (counters, gauges) = stats_changes(stats_before.as_ref(), stats_after.as_ref());
     Ok(Phase {
         subscribers: start.streaming,
@@ -243,8 +252,7 @@ fn phase(run: &Run, args: &Args, fleet: &Arc<Fleet>, requests: &Requests) -> Res
 }
 
 /// The server's `/stats` JSON, if it answers one.
-fn stats(run: &Run) -> Option<serde_json::Value> {
-    let url = &run.target.subscribe;
+fn stats(url: &Url) -> Option<serde_json::Value> {
     let response = crate::http::get(url.addr, &url.host, "/stats").ok()?;
     (response.status == 200)
         .then(|| serde_json::from_slice(&response.body).ok())

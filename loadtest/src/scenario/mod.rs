@@ -127,14 +127,17 @@ impl Run {
         probe::wait_idle(&self.target.pids, IDLE_QUIET, IDLE_LIMIT)
     }
 
-    /// The same run against a floor server started for it; the server lives as long as the
-    /// returned handle.
+    /// The same run against a floor server started for it (one node, whatever the target's
+    /// count); the server lives as long as the returned handle.
     pub fn with_floor(&self) -> Result<(Run, FloorProcess), Error> {
         let floor = FloorProcess::spawn()?;
         let base = format!("http://{}", floor.addr);
         let target = Target {
             name: "floor".into(),
-            subscribe: Url::parse(&format!("{base}/events?topic={}", self.target.topic))?,
+            subscribe: vec![Url::parse(&format!(
+                "{base}/events?topic={}",
+                self.target.topic
+            ))?],
             publish: Publish {
                 url: Url::parse(&format!("{base}/publish"))?,
                 body_template: DEFAULT_BODY.into(),
