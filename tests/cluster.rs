@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::redis::Redis;
-use support::{post, Server, Stream};
+use support::{post, Proxy, Server, Stream};
 
 /// Starts `count` nodes on `redis`, each with `flags` besides.
 async fn nodes(redis: &Redis, count: usize, flags: &[&str]) -> Vec<Server> {
@@ -191,6 +191,13 @@ async fn without_redis_publishes_wait_and_subscribers_stay() {
     )
     .await;
     assert_eq!(health.status, 503);
+    let metrics = support::request(
+        nodes[0].addr,
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(metrics.contains("ssecast_redis_up 0"), "{metrics}");
     assert_eq!(nodes[1].stats().await["subscribers"], 1, "subscribers stay");
 
     // Back without its data: the node's streams end, so that each resumes and learns from
@@ -291,4 +298,39 @@ async fn redis_back_with_its_data_loses_nothing() {
     for node in nodes {
         node.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis_catches_up_from_the_log() {
+    let redis = Redis::start();
+    let link = Proxy::start(redis.addr).await;
+    let cut_off = Server::start(&["--redis", &format!("redis://{}", link.addr)]).await;
+    let other = nodes(&redis, 1, &[]).await.remove(0);
+    wait_until_following(&cut_off).await;
+    let mut subscriber = cut_off.subscribe("/events?topic=a", "").await;
+    cut_off.wait_for_stat("subscribers", 1).await;
+    other.publish_id("a", "e0", "x").await;
+    assert_eq!(subscriber.event_id().await, "e0");
+    link.cut();
+    for _ in 0..250 {
+        if cut_off.stats().await["redis_up"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        cut_off.stats().await["redis_up"],
+        false,
+        "the node saw the cut"
+    );
+    for k in 1..4 {
+        other.publish_id("a", &format!("e{k}"), "x").await;
+    }
+    link.restore();
+    // Read back from the log on reconnecting: the same stream, nothing missing, no gap.
+    assert_eq!(ids(&mut subscriber, 3).await, ["e1", "e2", "e3"]);
+    other.publish_id("a", "e4", "x").await;
+    assert_eq!(subscriber.event_id().await, "e4");
+    cut_off.stop().await;
+    other.stop().await;
 }
