@@ -41,6 +41,27 @@ async fn publish(node: &Server, body: Value) -> (u16, Value) {
     (response.status, response.json())
 }
 
+/// Two nodes on `redis`, and a subscriber of `a` on the second that got `before`, published on
+/// the first.
+async fn two_nodes_and_a_subscriber(redis: &Redis) -> (Vec<Server>, Stream) {
+    let nodes = nodes(redis, 2, &[]).await;
+    let mut subscriber = nodes[1].subscribe("/events?topic=a", "").await;
+    nodes[1].wait_for_stat("subscribers", 1).await;
+    nodes[0].publish_id("a", "before", "x").await;
+    assert_eq!(subscriber.event_id().await, "before");
+    (nodes, subscriber)
+}
+
+/// A publish to `node` while Redis is away.
+async fn publish_without_redis(node: &Server) -> support::Response {
+    post(
+        node.addr,
+        "application/json",
+        br#"{"topic":"a","data":"x"}"#,
+    )
+    .await
+}
+
 /// The ids of the next `count` events of `stream`.
 async fn ids(stream: &mut Stream, count: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(count);
@@ -161,19 +182,9 @@ async fn a_node_started_later_serves_resumes_of_earlier_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_publishes_wait_and_subscribers_stay() {
     let mut redis = Redis::start();
-    let nodes = nodes(&redis, 2, &[]).await;
-    let mut subscriber = nodes[1].subscribe("/events?topic=a", "").await;
-    nodes[1].wait_for_stat("subscribers", 1).await;
-    nodes[0].publish_id("a", "before", "x").await;
-    assert_eq!(subscriber.event_id().await, "before");
-
+    let (nodes, subscriber) = two_nodes_and_a_subscriber(&redis).await;
     redis.stop();
-    let response = post(
-        nodes[0].addr,
-        "application/json",
-        br#"{"topic":"a","data":"x"}"#,
-    )
-    .await;
+    let response = publish_without_redis(&nodes[0]).await;
     assert_eq!(
         response.status,
         503,
@@ -261,19 +272,9 @@ async fn a_node_killed_mid_burst_loses_its_subscribers_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_back_with_its_data_loses_nothing() {
     let mut redis = Redis::start_persistent();
-    let nodes = nodes(&redis, 2, &[]).await;
-    let mut subscriber = nodes[1].subscribe("/events?topic=a", "").await;
-    nodes[1].wait_for_stat("subscribers", 1).await;
-    nodes[0].publish_id("a", "before", "x").await;
-    assert_eq!(subscriber.event_id().await, "before");
+    let (nodes, mut subscriber) = two_nodes_and_a_subscriber(&redis).await;
     redis.stop();
-    let refused = post(
-        nodes[0].addr,
-        "application/json",
-        br#"{"topic":"a","data":"x"}"#,
-    )
-    .await;
-    assert_eq!(refused.status, 503);
+    assert_eq!(publish_without_redis(&nodes[0]).await.status, 503);
     redis.start_again();
     for node in &nodes {
         wait_until_following(node).await;
