@@ -33,7 +33,9 @@ use crate::auth::Verifier;
 use crate::broadcast::Broadcaster;
 use crate::cluster::Cluster;
 use crate::metrics::Metrics;
+use crate::sse::subscribe::MERCURE_PATH;
 use crate::stats::Stats;
+use publish::Dialect;
 
 /// What the service needs, shared by every connection.
 pub struct Context {
@@ -134,10 +136,15 @@ async fn route(
             assets::get(path).unwrap_or_else(not_found)
         }
         (&Method::POST, "/publish") if routes.publish() => {
-            publish::handle(request, context, client).await
+            publish::handle(request, context, client, Dialect::Ssecast).await
+        }
+        (&Method::POST, MERCURE_PATH) if routes.publish() => {
+            publish::handle(request, context, client, Dialect::Mercure).await
         }
         (_, "/publish") if routes.subscribe() && !routes.publish() => publish_elsewhere(),
-        (&Method::GET, "/events") if routes.subscribe() => reconnect_elsewhere(request.uri()),
+        (&Method::GET, "/events" | MERCURE_PATH) if routes.subscribe() => {
+            reconnect_elsewhere(request.uri())
+        }
         (&Method::OPTIONS, _) if context.cors.is_on() => preflight(),
         (_, "/publish") => not_allowed("POST"),
         (_, "/events") if routes.subscribe() => not_allowed("GET"),

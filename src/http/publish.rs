@@ -71,6 +71,10 @@ pub enum PublishError {
     Forbidden(String),
     #[error("the body parser stopped before its end")]
     Interrupted,
+    #[error("a Mercure publish is a form: content type application/x-www-form-urlencoded")]
+    MercureMediaType,
+    #[error("an id must not begin with #")]
+    MercureId,
     #[error(transparent)]
     Cluster(#[from] ClusterError),
 }
@@ -85,7 +89,9 @@ impl PublishError {
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::MercureMediaType => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -122,16 +128,30 @@ impl<'a> From<&'a Published> for Answer<'a> {
 enum Format {
     Form,
     Json,
+    /// A form with Mercure's fields (`POST /.well-known/mercure`).
+    MercureForm,
 }
 
-/// Handles a publish request.
+/// The protocol a publish speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `POST /publish`: a form or JSON (one event or a batch), answered with JSON.
+    Ssecast,
+    /// `POST /.well-known/mercure`: a form with Mercure's fields, answered with the event's id
+    /// as text.
+    Mercure,
+}
+
+/// Handles a publish request in `dialect`.
 pub async fn handle(
     request: Request<Incoming>,
     context: &Context,
     client: Option<ClientAddress>,
+    dialect: Dialect,
 ) -> Response<Full<Bytes>> {
     let deadline = Instant::now() + context.body_timeout;
-    match publish(request, context, client, deadline).await {
+    match publish(request, context, client, dialect, deadline).await {
+        Ok(Outcome::One(published)) if dialect == Dialect::Mercure => text(published.id),
         Ok(Outcome::One(published)) => json(StatusCode::OK, &Answer::from(&published)),
         Ok(Outcome::Batch(published)) => {
             let answers: Vec<Answer> = published.iter().map(Answer::from).collect();
@@ -163,6 +183,7 @@ async fn publish(
     request: Request<Incoming>,
     context: &Context,
     client: Option<ClientAddress>,
+    dialect: Dialect,
     deadline: Instant,
 ) -> Result<Outcome, PublishError> {
     // A publisher that may not publish at all is refused before its body is read.
@@ -174,7 +195,11 @@ async fn publish(
         }
         None => None,
     };
-    let format = format(request.headers().get(CONTENT_TYPE))?;
+    let format = match (dialect, format(request.headers().get(CONTENT_TYPE))?) {
+        (Dialect::Ssecast, format) => format,
+        (Dialect::Mercure, Format::Form) => Format::MercureForm,
+        (Dialect::Mercure, _) => return Err(PublishError::MercureMediaType),
+    };
     let limit = context.max_body_bytes;
     let declared = request
         .headers()
@@ -250,6 +275,16 @@ enum Outcome {
     Batch(Vec<Published>),
 }
 
+/// Mercure's answer to a publish: the event's id, as text.
+fn text(id: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(id)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
 /// The `WWW-Authenticate` challenge for a refused token (RFC 6750).
 fn challenge(why: TokenError) -> HeaderValue {
     match why {
@@ -283,7 +318,12 @@ fn checked(format: Format, body: &[u8], max_batch: usize) -> Result<Checked, Pub
             .collect::<Result<_, _>>()?;
         return Ok(Checked::Batch(events));
     }
-    Ok(Checked::One(parse(format, body)?.validate()?))
+    let draft = parse(format, body)?;
+    let event = match format {
+        Format::MercureForm => draft.validate_allowing_empty_data()?,
+        _ => draft.validate()?,
+    };
+    Ok(Checked::One(event))
 }
 
 /// Reads the whole body, refusing more than `limit` bytes, with `hold` growing to the bytes
@@ -344,28 +384,55 @@ fn parse(format: Format, body: &[u8]) -> Result<Draft, PublishError> {
     match format {
         Format::Form => parse_form(body),
         Format::Json => parse_json(body),
+        Format::MercureForm => parse_mercure_form(body),
     }
 }
 
 pub(crate) fn parse_form(body: &[u8]) -> Result<Draft, PublishError> {
+    read_form(body, Dialect::Ssecast)
+}
+
+/// A Mercure publish form: `topic` repeated (the first the canonical topic, the others
+/// alternates: the update goes to subscribers of any), `data` (may be empty), `private` (set by
+/// its presence, whatever its value), `id` (not beginning with `#`; `urn:uuid:` and a UUID v7
+/// when absent, as Mercure's hub makes them), `type` (the event type) and `retry`.
+pub(crate) fn parse_mercure_form(body: &[u8]) -> Result<Draft, PublishError> {
+    let mut draft = read_form(body, Dialect::Mercure)?;
+    if draft.id.as_deref().is_some_and(|id| id.starts_with('#')) {
+        return Err(PublishError::MercureId);
+    }
+    let id = || format!("urn:uuid:{}", uuid::Uuid::now_v7());
+    draft.id = Some(draft.id.take().unwrap_or_else(id));
+    Ok(draft)
+}
+
+/// The fields of a form in `dialect`: the event type is `event` in ssecast's and `type` in
+/// Mercure's; `private` is set by a non-empty value in ssecast's (`private=on`, as Mercure
+/// publishers send it) and by its mere presence in Mercure's; an empty `id` or type is none in
+/// Mercure's.
+fn read_form(body: &[u8], dialect: Dialect) -> Result<Draft, PublishError> {
+    let mercure = dialect == Dialect::Mercure;
     let mut event = Draft::default();
     for field in urlencoded::fields(body) {
-        match &*field.name()? {
-            "topic" => {
+        match (&*field.name()?, dialect) {
+            ("topic", _) => {
                 let full = keep_topic(&mut event.topics, field.value()?);
                 if full {
                     // Validation refuses this list whatever follows: read no further.
                     break;
                 }
             }
-            "data" => event.data = field.value()?,
-            "event" => event.event = Some(field.value()?),
-            "id" => event.id = Some(field.value()?),
-            "retry" => {
+            ("data", _) => event.data = field.value()?,
+            ("event", Dialect::Ssecast) | ("type", Dialect::Mercure) => {
+                event.event = Some(field.value()?).filter(|value| !(mercure && value.is_empty()));
+            }
+            ("id", _) => {
+                event.id = Some(field.value()?).filter(|value| !(mercure && value.is_empty()));
+            }
+            ("retry", _) => {
                 event.retry = Some(field.value()?.parse().map_err(|_| PublishError::Retry)?);
             }
-            // Mercure's `private=on`: set with any value.
-            "private" => event.private = !field.value()?.is_empty(),
+            ("private", _) => event.private = mercure || !field.value()?.is_empty(),
             _ => {}
         }
     }

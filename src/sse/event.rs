@@ -72,8 +72,18 @@ impl Draft {
     /// Checks every field and drops repeated topics. An empty `data` is refused because a
     /// browser's `EventSource` never dispatches an event whose data is empty.
     pub fn validate(self) -> Result<Event, EventError> {
+        self.check(true)
+    }
+
+    /// As [`Draft::validate`], but an empty `data` is sent as one empty `data:` line, as
+    /// Mercure's hub does (its publishers may leave `data` out).
+    pub fn validate_allowing_empty_data(self) -> Result<Event, EventError> {
+        self.check(false)
+    }
+
+    fn check(self, data_required: bool) -> Result<Event, EventError> {
         let topics = Topics::new(self.topics)?;
-        if self.data.is_empty() {
+        if data_required && self.data.is_empty() {
             return Err(EventError::NoData);
         }
         check_field("id", self.id.as_deref())?;

@@ -13,6 +13,8 @@ use crate::urlencoded::{self, NotUtf8};
 
 /// The path a subscribe is made on.
 pub const PATH: &str = "/events";
+/// The path a Mercure hub serves (subscribe with `GET`, publish with `POST`).
+pub const MERCURE_PATH: &str = "/.well-known/mercure";
 
 /// A parsed subscribe request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub enum SubscribeError {
     LastEventIdNotUtf8,
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error("topic selectors (`*`, URI templates) are not supported yet; name exact topics")]
+    Pattern,
 }
 
 /// Whether a request head is a subscribe: `GET /events`, with or without a query.
@@ -48,20 +52,23 @@ pub fn is_subscribe(request: &httparse::Request<'_, '_>) -> bool {
     request.method == Some("GET")
         && request
             .path
-            .is_some_and(|path| path.split('?').next() == Some(PATH))
+            .and_then(|path| path.split('?').next())
+            .is_some_and(|path| path == PATH || path == MERCURE_PATH)
 }
 
 /// Reads the topics and resume point of a subscribe request.
 pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, SubscribeError> {
     let path = request.path.unwrap_or_default();
-    let query = path.split_once('?').map_or("", |(_, query)| query);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mercure = path == MERCURE_PATH;
     let mut topics = Vec::new();
     let mut last_event_id = None;
     let mut token = None;
     for (name, value) in urlencoded::parse(query.as_bytes())? {
         match name.as_str() {
             "topic" => topics.push(value),
-            "lastEventId" if !value.is_empty() => last_event_id = Some(value),
+            // Mercure spells it `lastEventID`.
+            "lastEventId" | "lastEventID" if !value.is_empty() => last_event_id = Some(value),
             "authorization" if !value.is_empty() => token = Some(value),
             _ => {}
         }
@@ -82,7 +89,18 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
             std::str::from_utf8(resume.value).map_err(|_| SubscribeError::LastEventIdNotUtf8)?;
         last_event_id = Some(value.to_owned());
     }
-    if topics.is_empty() {
+    if mercure {
+        // Patterns are selectors there, not names: refused until they are matched.
+        if topics
+            .iter()
+            .any(|topic| topic == "*" || topic.contains('{'))
+        {
+            return Err(SubscribeError::Pattern);
+        }
+        if topics.is_empty() {
+            return Err(SubscribeError::Topic(TopicError::None));
+        }
+    } else if topics.is_empty() {
         topics.push(DEFAULT_TOPIC.to_owned());
     }
     let origin = header("origin").and_then(|h| String::from_utf8(h.value.to_vec()).ok());
