@@ -2,9 +2,8 @@
 //!
 //! A connection arrives in `conn::accept`, and `conn::head` reads its request head. A subscribe
 //! (`GET /events`, or Mercure's `GET /.well-known/mercure`) gets its response head from
-//! `sse::head`, and its socket moves into the
-//! `broadcast` table of one shard, which owns it from then on: a 48-byte entry, no task, no
-//! buffer. Every other request goes to hyper (`http`), with the bytes already read replayed in
+//! `sse::head`, and its socket moves into the `broadcast` table of one shard, which owns it from
+//! then on: a 48-byte entry, no task, no buffer. Every other request goes to hyper (`http`), with the bytes already read replayed in
 //! front of the socket; if a subscribe follows on that keep-alive connection, `conn::handback`
 //! takes the connection back from hyper at the request boundary.
 //!
