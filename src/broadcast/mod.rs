@@ -137,8 +137,8 @@ struct Stamped<'a> {
     topics: &'a Topics,
     /// Whether only subscribers whose token allows one of its topics may see it.
     private: bool,
-    /// Whether to ask the shards for its count of subscribers when the registry cannot tell
-    /// (otherwise nobody waits for the count).
+    /// Whether its count of subscribers is wanted: from the registry when it can tell, else
+    /// from the shards.
     ask: bool,
 }
 
@@ -434,11 +434,8 @@ impl Broadcaster {
     /// counts once for each).
     pub fn subscribers_of(&self, names: &Topics) -> u64 {
         let hub = self.hub();
-        names
-            .iter()
-            .filter_map(|name| hub.registry.id(name))
-            .map(|id| u64::from(hub.registry.subscribers(&[id]).sum::<u32>()))
-            .sum()
+        let ids = names.iter().filter_map(|name| hub.registry.id(name));
+        hub.registry.subscribers(ids).map(u64::from).sum()
     }
 
     /// After events may have been lost on the way to this node: forgets every id history holds
@@ -506,12 +503,18 @@ impl Broadcaster {
         ledger.push(publication.clone(), |evicted| {
             registry.evicted(&evicted.topics, evicted.seq, &mut freed)
         });
-        let mut with_subscribers = registry.subscribers(&publication.topics).filter(|&n| n > 0);
-        let known = match (with_subscribers.next(), with_subscribers.next()) {
-            _ if !stamped.ask => Some(0),
-            (None, _) => Some(0),
-            (Some(n), None) if !stamped.private => Some(u64::from(n)),
-            _ => None,
+        let known = match stamped.ask {
+            // Nobody waits for the count.
+            false => Some(0),
+            true => {
+                let topics = publication.topics.iter().copied();
+                let mut with_subscribers = registry.subscribers(topics).filter(|&n| n > 0);
+                match (with_subscribers.next(), with_subscribers.next()) {
+                    (None, _) => Some(0),
+                    (Some(n), None) if !stamped.private => Some(u64::from(n)),
+                    _ => None,
+                }
+            }
         };
         // Sent while the hub is held, so every shard sees publications in `Seq` order, and a
         // freed id is forgotten before it can be reused.

@@ -193,8 +193,11 @@ impl Registry {
     }
 
     /// The subscribers of each of `ids`, accepted and not yet gone, on every shard.
-    pub fn subscribers<'a>(&'a self, ids: &'a [TopicId]) -> impl Iterator<Item = u32> + 'a {
-        ids.iter().map(|&id| {
+    pub fn subscribers<'a>(
+        &'a self,
+        ids: impl IntoIterator<Item = TopicId> + 'a,
+    ) -> impl Iterator<Item = u32> + 'a {
+        ids.into_iter().map(|id| {
             self.topics
                 .get(id as usize)
                 .and_then(Option::as_ref)
