@@ -769,17 +769,6 @@ async fn publish_to_any(nodes: &[SocketAddr], id: &str) -> SocketAddr {
     panic!("no node took event {id}");
 }
 
-/// Waits until the node at `node` follows Redis.
-async fn following(node: support::Client) {
-    for _ in 0..250 {
-        if node.stats().await["redis_up"] == true {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the node never followed Redis");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_behind_nginx_misses_nothing_while_each_node_restarts() {
     let redis = support::redis::Redis::start();
@@ -799,7 +788,7 @@ async fn page_behind_nginx_misses_nothing_while_each_node_restarts() {
     let mut nodes = Vec::new();
     for &addr in &addrs {
         let (child, client, _log) = support::spawn_binary("", &flags(addr)).await;
-        following(client).await;
+        client.wait_for_redis(true).await;
         nodes.push(child);
     }
     let nginx = support::nginx::Nginx::start_in_front_of(&addrs).await;
@@ -831,7 +820,7 @@ async fn page_behind_nginx_misses_nothing_while_each_node_restarts() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         for &index in &down {
             let (child, client, _log) = support::spawn_binary("", &flags(addrs[index])).await;
-            following(client).await;
+            client.wait_for_redis(true).await;
             nodes[index] = child;
         }
     }

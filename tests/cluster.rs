@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 use support::redis::Redis;
 use support::{post, Proxy, Server, Stream};
@@ -19,20 +17,9 @@ async fn nodes(redis: &Redis, count: usize, flags: &[&str]) -> Vec<Server> {
         nodes.push(Server::start(&all).await);
     }
     for node in &nodes {
-        wait_until_following(node).await;
+        node.wait_for_redis(true).await;
     }
     nodes
-}
-
-/// Waits until `node` follows Redis (`redis_up` in `/stats`).
-async fn wait_until_following(node: &Server) {
-    for _ in 0..250 {
-        if node.stats().await["redis_up"] == true {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the node never followed Redis: {}", node.stats().await);
 }
 
 /// Publishes `body` and returns the answer's status and JSON.
@@ -215,7 +202,7 @@ async fn without_redis_publishes_wait_and_subscribers_stay() {
     // history that it may have missed something.
     redis.start_again();
     for node in &nodes {
-        wait_until_following(node).await;
+        node.wait_for_redis(true).await;
     }
     let rest = String::from_utf8(subscriber.rest().await).unwrap();
     assert!(
@@ -277,7 +264,7 @@ async fn redis_back_with_its_data_loses_nothing() {
     assert_eq!(publish_without_redis(&nodes[0]).await.status, 503);
     redis.start_again();
     for node in &nodes {
-        wait_until_following(node).await;
+        node.wait_for_redis(true).await;
     }
     nodes[0].publish_id("a", "after", "x").await;
     assert_eq!(
@@ -307,23 +294,13 @@ async fn a_node_cut_off_from_redis_catches_up_from_the_log() {
     let link = Proxy::start(redis.addr).await;
     let cut_off = Server::start(&["--redis", &format!("redis://{}", link.addr)]).await;
     let other = nodes(&redis, 1, &[]).await.remove(0);
-    wait_until_following(&cut_off).await;
+    cut_off.wait_for_redis(true).await;
     let mut subscriber = cut_off.subscribe("/events?topic=a", "").await;
     cut_off.wait_for_stat("subscribers", 1).await;
     other.publish_id("a", "e0", "x").await;
     assert_eq!(subscriber.event_id().await, "e0");
     link.cut();
-    for _ in 0..250 {
-        if cut_off.stats().await["redis_up"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        cut_off.stats().await["redis_up"],
-        false,
-        "the node saw the cut"
-    );
+    cut_off.wait_for_redis(false).await;
     for k in 1..4 {
         other.publish_id("a", &format!("e{k}"), "x").await;
     }

@@ -116,6 +116,15 @@ impl Client {
         }
     }
 
+    /// Waits until a node started with `--redis` follows Redis (`up`) or has lost it.
+    pub async fn wait_for_redis(&self, up: bool) {
+        let deadline = Instant::now() + STEP;
+        while self.stats().await["redis_up"] != up {
+            assert!(Instant::now() < deadline, "redis_up never became {up}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Publishes a JSON body and returns the answer's JSON; panics unless it is `200`.
     pub async fn publish(&self, body: Value) -> Value {
         let response = post(self.addr, "application/json", body.to_string().as_bytes()).await;
