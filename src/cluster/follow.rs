@@ -86,10 +86,7 @@ impl Follower<'_> {
             .await?;
         let Some(epoch) = epoch else {
             // Redis holds nothing: new, or back without its data.
-            if self.place.epoch.is_some() {
-                self.lost("Redis came back without its data");
-            }
-            self.place = Published::default();
+            self.enter_epoch(None);
             return Ok(());
         };
         let current: Option<u64> = redis::cmd("GET")
@@ -109,13 +106,7 @@ impl Follower<'_> {
                 self.place.seq = current;
             }
         } else {
-            if self.place.epoch.is_some() {
-                self.lost("Redis came back with another epoch");
-            }
-            self.place = Published {
-                epoch: Some(epoch.into()),
-                seq: 0,
-            };
+            self.enter_epoch(Some(&epoch));
             for message in self.latest(connection).await? {
                 self.publish(message, false);
             }
@@ -133,13 +124,7 @@ impl Follower<'_> {
         message: Message,
     ) -> Result<(), ClusterError> {
         if self.place.epoch.as_deref() != Some(message.epoch.as_str()) {
-            if self.place.epoch.is_some() {
-                self.lost("Redis came back with another epoch");
-            }
-            self.place = Published {
-                epoch: Some(message.epoch.as_str().into()),
-                seq: 0,
-            };
+            self.enter_epoch(Some(&message.epoch));
         }
         if message.seq <= self.place.seq {
             return Ok(());
@@ -180,6 +165,18 @@ impl Follower<'_> {
         if let Err(e) = published {
             warn!(error = %e, seq, "an event from Redis is not kept here");
         }
+    }
+
+    /// Starts over at the beginning of `epoch` (none: Redis holds nothing yet). What this node
+    /// had of an earlier epoch may lack events Redis lost with its data.
+    fn enter_epoch(&mut self, epoch: Option<&str>) {
+        if self.place.epoch.is_some() {
+            self.lost("Redis came back without its data (a new epoch)");
+        }
+        self.place = Published {
+            epoch: epoch.map(Into::into),
+            seq: 0,
+        };
     }
 
     /// Ends every stream of this node and forgets the ids its history holds: each resumes and
