@@ -34,6 +34,7 @@ mod conn;
 pub mod fuzzing;
 pub mod http;
 pub mod metrics;
+pub mod selector;
 pub mod shutdown;
 pub mod sse;
 pub mod stats;

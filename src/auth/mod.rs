@@ -6,15 +6,13 @@
 //! and `mercure.subscribe` claims: lists of topic [`Selectors`]. Tokens and keys are never
 //! logged: a key is a [`Secret`], and errors name what is wrong, not the token.
 
-mod selector;
-
 use std::fmt;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-pub use self::selector::{Selector, Selectors};
+use crate::selector::Selectors;
 
 /// A key as the settings give it: an HMAC secret, or a PEM public key (its text, or the path
 /// of a file holding it). Its `Debug` shows nothing of it.
@@ -169,8 +167,8 @@ impl Verifier {
         )?;
         let Claims { mercure, exp } = data.claims;
         Ok(Grants {
-            publish: Selectors::parse(mercure.publish.iter().map(String::as_str)),
-            subscribe: Selectors::parse(mercure.subscribe.iter().map(String::as_str)),
+            publish: Selectors::from_claim(mercure.publish.iter().map(String::as_str)),
+            subscribe: Selectors::from_claim(mercure.subscribe.iter().map(String::as_str)),
             expires: exp,
         })
     }

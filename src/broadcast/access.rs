@@ -11,7 +11,7 @@ use std::collections::BinaryHeap;
 use foldhash::HashMap;
 
 use super::{Access, NEVER};
-use crate::auth::Selectors;
+use crate::selector::Selectors;
 
 /// The shard's subscribers with a token, by slot.
 #[derive(Debug, Default)]
@@ -80,7 +80,7 @@ mod tests {
 
     fn access(expires: Option<u32>) -> Access {
         Access {
-            selectors: Arc::new(Selectors::parse(["a"])),
+            selectors: Arc::new(Selectors::from_claim(["a"])),
             expires: expires.unwrap_or(NEVER),
         }
     }

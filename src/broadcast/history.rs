@@ -23,7 +23,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::topic::TopicId;
-use crate::auth::Selectors;
+use crate::selector::Selectors;
 
 /// A publish's place in the total order of publishes, starting at 1.
 pub type Seq = u64;
