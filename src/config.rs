@@ -153,6 +153,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_topics: u32,
 
+    /// Most pairs of a pattern (`*`, a URI template, a URL pattern) and a topic it matches held
+    /// at once (4-8 bytes each); a subscribe or publish that would add more gets 503.
+    #[arg(long, env = "SSECAST_MAX_PATTERN_PAIRS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pattern_pairs: u32,
+
     /// Largest publish body accepted, in bytes; at most 16 MiB, as its encoded frame can be about
     /// seven times as large.
     #[arg(long, env = "SSECAST_MAX_BODY_BYTES", default_value_t = 1 << 20,
@@ -309,6 +315,7 @@ impl Config {
             history_bytes: usize::try_from(self.history_bytes).unwrap_or(usize::MAX),
             max_topics: self.max_topics as usize,
             max_topics_per_address: self.max_topics_per_ip as usize,
+            max_pattern_pairs: self.max_pattern_pairs as usize,
             topic_idle: self.topic_idle,
             max_subscribers: match self.max_subscribers {
                 0 => max_subscribers,

@@ -168,7 +168,6 @@ pub async fn run_with(
         Arc::new(FrontEnd {
             http,
             broadcaster: broadcaster.clone(),
-            sse_head: sse::head::encode(None, false),
             cors: cors.clone(),
             max_head_bytes: config.max_head_bytes as usize,
             head_timeout: config.head_timeout,

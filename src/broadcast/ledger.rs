@@ -68,6 +68,11 @@ impl Ledger {
         self.floor
     }
 
+    /// The held publications, newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = &Arc<Publication>> {
+        self.held.iter().rev()
+    }
+
     /// The bytes history holds, as counted.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -16,6 +16,7 @@ mod deliver;
 mod history;
 mod ledger;
 mod membership;
+mod patterns;
 mod resume;
 mod shard;
 mod subscriber;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub max_topics: usize,
     /// The most topics one address's subscribes may have created and still held.
     pub max_topics_per_address: usize,
+    /// The most pairs of a pattern and a topic it matches held.
+    pub max_pattern_pairs: usize,
     /// How long a topic without subscribers is kept after its last publish or subscriber.
     pub topic_idle: Duration,
     /// The most subscribers held at once.
@@ -102,6 +105,18 @@ pub struct Subscription {
     access: Option<Access>,
     /// The last publication before it was accepted.
     accepted: Seq,
+    /// The id of the newest event history held when it was accepted.
+    last_event_id: Option<Bytes>,
+}
+
+impl Subscription {
+    /// The id of the newest event history held when it was accepted, or Mercure's
+    /// `earliest` when it held none: what the response's `Last-Event-ID` says.
+    pub fn last_event_id(&self) -> &[u8] {
+        self.last_event_id
+            .as_deref()
+            .unwrap_or(event::EARLIEST.as_bytes())
+    }
 }
 
 /// A shard's answer to a publication: how many of its subscribers it was queued for.
@@ -215,6 +230,8 @@ struct Hub {
     last_assigned: u64,
     /// The selector sets of subscribers' tokens, each held once.
     selectors: HashSet<Arc<Selectors>>,
+    /// Frames of history kept per topic (and per pattern).
+    history: usize,
 }
 
 struct ShardHandle {
@@ -249,7 +266,12 @@ impl Broadcaster {
             parts.push((poll, receiver));
         }
         let hub = Hub {
-            registry: Registry::new(settings.max_topics, settings.max_topics_per_address),
+            registry: Registry::new(
+                settings.max_topics,
+                settings.max_topics_per_address,
+                settings.max_pattern_pairs,
+            ),
+            history: settings.history,
             ledger: Ledger::new(settings.history_bytes, count),
             seq: 0,
             last_assigned: 0,
@@ -303,17 +325,21 @@ impl Broadcaster {
             return Err(Refused::SubscriberLimit(inner.max_subscribers));
         }
         let mut hub = self.hub();
-        let topics = match hub
+        let now = Instant::now();
+        let interned = match hub
             .registry
-            .intern_all(&request.topics, client, Instant::now())
+            .intern_selection(&request.selection, client, now)
         {
-            Ok(topics) => topics,
+            Ok(interned) => interned,
             Err(refused) => {
                 inner.admitted.fetch_sub(1, Relaxed);
                 return Err(refused.into());
             }
         };
-        hub.registry.attach(&topics);
+        hub.registry.attach(&interned.ids);
+        for &pattern in &interned.new_patterns {
+            self.seed(&mut hub, pattern, now);
+        }
         self.inner.count_topics(&hub);
         let resume = request.last_event_id.map(|asked| Resume {
             found: hub.ledger.find(asked.as_bytes()),
@@ -325,13 +351,61 @@ impl Broadcaster {
                 .expires
                 .map_or(NEVER, |at| u32::try_from(at).unwrap_or(NEVER)),
         });
+        let last_event_id = hub
+            .ledger
+            .newest_first()
+            .next()
+            .map(|newest| Bytes::copy_from_slice(event::frame_id(&newest.frame)));
         Ok(Subscription {
             broadcaster: self.clone(),
-            topics: Some(topics),
+            topics: Some(interned.ids),
             resume,
             access,
             accepted: hub.seq,
+            last_event_id,
         })
+    }
+
+    /// Gives a pattern first held the history of the topics it matches: the newest
+    /// publications the ledger holds for them, up to a topic's count, so that a resume through
+    /// the pattern misses nothing history has. Sent with the hub held, before any publication
+    /// that names the pattern.
+    fn seed(&self, hub: &mut Hub, pattern: TopicId, now: Instant) {
+        let Hub {
+            registry,
+            ledger,
+            history,
+            ..
+        } = hub;
+        let mut publications: Vec<Arc<Publication>> = ledger
+            .newest_first()
+            .filter(|publication| {
+                let topics = publication.topics.iter();
+                topics
+                    .into_iter()
+                    .any(|&topic| registry.pattern_matches(pattern, topic))
+            })
+            .take(*history)
+            .cloned()
+            .collect();
+        // What is not seeded counts as dropped: a resume from before it gets a `gap`.
+        let dropped_through = match publications.last() {
+            Some(oldest) if publications.len() == *history => oldest.seq - 1,
+            _ => ledger.floor(),
+        };
+        publications.reverse();
+        if let Some(newest) = publications.last() {
+            registry.published(&[pattern], newest.seq, now);
+        }
+        let publications: Arc<[Arc<Publication>]> = publications.into();
+        for shard in self.inner.shards.iter() {
+            let seed = Command::Seed {
+                topic: pattern,
+                dropped_through,
+                publications: publications.clone(),
+            };
+            let _ = self.inner.send(shard, seed);
+        }
     }
 
     /// Hands a socket whose response head is written to a shard, which owns it from now on;
@@ -435,8 +509,15 @@ impl Broadcaster {
     /// counts once for each).
     pub fn subscribers_of(&self, names: &Topics) -> u64 {
         let hub = self.hub();
-        let ids = names.iter().filter_map(|name| hub.registry.id(name));
-        hub.registry.subscribers(ids).map(u64::from).sum()
+        let ids = names
+            .iter()
+            .filter_map(|name| hub.registry.id(name))
+            .collect();
+        let ids = hub.registry.with_patterns(ids);
+        hub.registry
+            .subscribers(ids.iter().copied())
+            .map(u64::from)
+            .sum()
     }
 
     /// After events may have been lost on the way to this node: forgets every id history holds
@@ -482,6 +563,7 @@ impl Broadcaster {
         now: Instant,
     ) -> Result<(String, Count), Refused> {
         let topics = hub.registry.intern_all(stamped.topics, None, now)?;
+        let topics = hub.registry.with_patterns(topics);
         let (id, frame) = frame(hub);
         hub.seq += 1;
         let publication = Arc::new(Publication {

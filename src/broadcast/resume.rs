@@ -1,6 +1,7 @@
 //! Where a new subscriber starts: right after its `Last-Event-ID` when history still holds
 //! everything since on each of its topics, or else at the oldest point history can fill in,
-//! with a `gap` frame first.
+//! with a `gap` frame first. The id `earliest` (Mercure's) asks for everything history holds,
+//! without a `gap`.
 //!
 //! The broadcaster looks the id up in its ledger when it accepts the subscribe ([`Resume`]);
 //! the shard decides here, against its own histories, when the subscriber arrives.
@@ -9,7 +10,7 @@ use bytes::Bytes;
 
 use super::history::{History, Seq};
 use super::topic::{Topic, TopicId};
-use crate::sse::event::{frame_id, gap_frame};
+use crate::sse::event::{frame_id, gap_frame, EARLIEST};
 
 /// Where a subscriber resumes: the id it asked for, and that id's place if history held it.
 #[derive(Debug)]
@@ -18,6 +19,12 @@ pub(crate) struct Resume {
     pub(super) asked: Box<str>,
     /// The `Seq` of the event with that id, when history held it at the subscribe.
     pub(super) found: Option<Seq>,
+}
+
+impl Resume {
+    fn is_earliest(&self) -> bool {
+        &*self.asked == EARLIEST
+    }
 }
 
 /// The `Seq` a new subscriber of `ids` starts after, and the `gap` frame it is sent first when
@@ -39,6 +46,7 @@ pub fn resume_point(
     let floor = histories().map(History::dropped_through).max().unwrap_or(0);
     match resume.found {
         Some(seq) if seq >= floor => (seq, None),
+        _ if resume.is_earliest() => (floor, None),
         _ => {
             let oldest = histories()
                 .filter_map(|history| history.first_after(floor))
@@ -114,5 +122,15 @@ mod tests {
         assert!(std::str::from_utf8(&gap.unwrap())
             .unwrap()
             .contains(r#""oldestId":"50""#));
+    }
+
+    #[test]
+    fn earliest_starts_at_the_oldest_frame_held_on_every_topic_without_a_gap() {
+        let earliest = resume(EARLIEST, None);
+        assert_eq!(
+            resume_point(&topics(), &[0, 1], Some(&earliest), 6),
+            (2, None)
+        );
+        assert_eq!(resume_point(&topics(), &[1], Some(&earliest), 6), (0, None));
     }
 }

@@ -81,6 +81,13 @@ pub(super) enum Command {
     },
     /// Forget these topics, which the registry freed (their ids will be reused).
     Forget(Arc<[Freed]>),
+    /// Start the pattern `topic`, first held, with these publications of the topics it
+    /// matches as its history, everything up to `dropped_through` counting as dropped.
+    Seed {
+        topic: TopicId,
+        dropped_through: Seq,
+        publications: Arc<[Arc<Publication>]>,
+    },
     /// Drop history up to `floor` and every subscriber: they reconnect, and their resumes get
     /// the `gap` event (events may have been lost on the way here).
     Reset { floor: Seq },
@@ -289,6 +296,14 @@ impl Shard {
                     self.budget_bytes = self.budget_bytes.saturating_sub(publication.frame.len());
                 }
                 Ok(Command::Forget(topics)) => self.forget(&topics),
+                Ok(Command::Seed {
+                    topic,
+                    dropped_through,
+                    publications,
+                }) => {
+                    let history = self.history;
+                    *self.topic_mut(topic) = Topic::seeded(history, dropped_through, &publications);
+                }
                 Ok(Command::Reset { floor }) => {
                     self.drop_history_through(floor);
                     let slots = self.table.slots();

@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 
 use foldhash::{HashMap, HashSet};
 
-use super::history::{History, Seq};
+use std::sync::Arc;
+
+use super::history::{History, Publication, Seq};
+use super::patterns::Patterns;
 use crate::address::ClientAddress;
+use crate::selector::{Selection, Selector};
 use crate::sse::topic::Topics;
 
 /// A topic's interned id, an index into each shard's topic table.
@@ -38,6 +42,24 @@ pub enum TopicRefused {
     Full(usize),
     #[error("topics created by this address's subscribes are at their limit of {0}")]
     AddressFull(usize),
+    #[error("the server holds its limit of {0} pairs of a pattern and a topic it matches")]
+    PatternPairs(usize),
+}
+
+/// What a request names: a topic, or a pattern (held under its key).
+#[derive(Debug, Clone, Copy)]
+enum Entry<'a> {
+    Topic(&'a str),
+    Pattern(&'a Selector),
+}
+
+/// What [`Registry::intern_selection`] held for a subscribe.
+#[derive(Debug)]
+pub struct Interned {
+    /// The ids of its selectors, in order.
+    pub ids: Box<[TopicId]>,
+    /// Those of its patterns that were not held before.
+    pub new_patterns: Vec<TopicId>,
 }
 
 /// Topic names, their ids and what holds each topic.
@@ -55,6 +77,8 @@ pub struct Registry {
     per_address: usize,
     /// Topics held that each address's subscribes created.
     created: HashMap<ClientAddress, usize>,
+    /// The held patterns, and which topics each matches.
+    patterns: Patterns,
 }
 
 /// What the registry knows of a held topic.
@@ -70,12 +94,15 @@ struct Held {
     last_used: Instant,
     /// The address whose subscribe created it, if a subscribe did.
     creator: Option<ClientAddress>,
+    /// Whether it is a pattern (its name is the pattern's key).
+    pattern: bool,
 }
 
 impl Registry {
-    /// A registry that holds at most `limit` topics, `per_address` of them created by the
-    /// subscribes of one address.
-    pub fn new(limit: usize, per_address: usize) -> Self {
+    /// A registry that holds at most `limit` topics and patterns, `per_address` of them
+    /// created by the subscribes of one address, and at most `pairs` pairs of a pattern and
+    /// a topic it matches.
+    pub fn new(limit: usize, per_address: usize, pairs: usize) -> Self {
         Self {
             ids: HashMap::default(),
             topics: Vec::new(),
@@ -83,6 +110,7 @@ impl Registry {
             limit,
             per_address,
             created: HashMap::default(),
+            patterns: Patterns::new(pairs),
         }
     }
 
@@ -91,35 +119,125 @@ impl Registry {
         self.ids.len()
     }
 
-    /// The ids of `names` (without repeats), new names given ids; none is interned if the new
-    /// ones would pass a limit. A subscribe names its `creator`, a publish none.
+    /// The ids of a publish's topics `names` (without repeats), new names given ids; none is
+    /// interned if the new ones would pass a limit.
     pub fn intern_all(
         &mut self,
         names: &Topics,
         creator: Option<ClientAddress>,
         now: Instant,
     ) -> Result<Box<[TopicId]>, TopicRefused> {
-        let new = names
-            .iter()
-            .filter(|name| !self.ids.contains_key(name.as_str()))
-            .count();
-        if self.ids.len() + new > self.limit {
-            return Err(TopicRefused::Full(self.limit));
-        }
-        if let Some(creator) = creator.filter(|_| new > 0) {
-            let created = self.created.entry(creator).or_default();
-            if *created + new > self.per_address {
-                return Err(TopicRefused::AddressFull(self.per_address));
-            }
-            *created += new;
-        }
-        Ok(names
-            .iter()
-            .map(|name| self.intern(name, creator, now))
-            .collect())
+        let entries: Vec<Entry<'_>> = names.iter().map(|name| Entry::Topic(name)).collect();
+        Ok(self.intern_entries(&entries, creator, now)?.ids)
     }
 
-    fn intern(&mut self, name: &str, creator: Option<ClientAddress>, now: Instant) -> TopicId {
+    /// The ids of a subscribe's selectors, topics and patterns, new ones given ids; none is
+    /// interned if the new ones would pass a limit. The subscribe names its `creator`.
+    pub fn intern_selection(
+        &mut self,
+        selection: &Selection,
+        creator: Option<ClientAddress>,
+        now: Instant,
+    ) -> Result<Interned, TopicRefused> {
+        let entries: Vec<Entry<'_>> = selection
+            .iter()
+            .map(|selector| match selector.as_exact() {
+                Some(name) => Entry::Topic(name),
+                None => Entry::Pattern(selector),
+            })
+            .collect();
+        self.intern_entries(&entries, creator, now)
+    }
+
+    fn intern_entries(
+        &mut self,
+        entries: &[Entry<'_>],
+        creator: Option<ClientAddress>,
+        now: Instant,
+    ) -> Result<Interned, TopicRefused> {
+        let keys: Vec<std::borrow::Cow<'_, str>> = entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Topic(name) => (*name).into(),
+                Entry::Pattern(selector) => selector.key().into(),
+            })
+            .collect();
+        let new: Vec<usize> = (0..entries.len())
+            .filter(|&index| !self.ids.contains_key(&*keys[index]))
+            .collect();
+        if self.ids.len() + new.len() > self.limit {
+            return Err(TopicRefused::Full(self.limit));
+        }
+        if let Some(creator) = creator.filter(|_| !new.is_empty()) {
+            let created = self.created.get(&creator).copied().unwrap_or_default();
+            if created + new.len() > self.per_address {
+                return Err(TopicRefused::AddressFull(self.per_address));
+            }
+        }
+        // Each new one matched once, against what is held: the pairs it adds.
+        let matches: Vec<Vec<TopicId>> = new
+            .iter()
+            .map(|&index| match entries[index] {
+                Entry::Topic(name) => self.patterns.matching_topic(name),
+                Entry::Pattern(selector) => self.topics_matching(selector),
+            })
+            .collect();
+        if !self.patterns.room_for(matches.iter().map(Vec::len).sum()) {
+            return Err(TopicRefused::PatternPairs(self.patterns.limit()));
+        }
+        if let Some(creator) = creator.filter(|_| !new.is_empty()) {
+            *self.created.entry(creator).or_default() += new.len();
+        }
+        let ids: Box<[TopicId]> = keys
+            .iter()
+            .zip(entries)
+            .map(|(key, entry)| self.intern(key, matches!(entry, Entry::Pattern(_)), creator, now))
+            .collect();
+        let mut new_patterns = Vec::new();
+        for (&index, matches) in new.iter().zip(matches) {
+            match entries[index] {
+                Entry::Topic(_) => self.patterns.add_topic(ids[index], matches),
+                Entry::Pattern(selector) => {
+                    self.patterns
+                        .add_pattern(ids[index], selector.clone(), &matches);
+                    new_patterns.push(ids[index]);
+                }
+            }
+        }
+        // A new pattern and a new topic of the same request did not see each other.
+        for &pattern in &new {
+            let Entry::Pattern(selector) = entries[pattern] else {
+                continue;
+            };
+            let topics: Vec<TopicId> = new
+                .iter()
+                .filter(|&&topic| matches!(entries[topic], Entry::Topic(name) if selector.matches(name)))
+                .map(|&topic| ids[topic])
+                .collect();
+            self.patterns.link(ids[pattern], &topics);
+        }
+        Ok(Interned { ids, new_patterns })
+    }
+
+    /// The held topics (not patterns) that `selector` matches.
+    fn topics_matching(&self, selector: &Selector) -> Vec<TopicId> {
+        self.topics
+            .iter()
+            .enumerate()
+            .filter_map(|(id, held)| {
+                let held = held.as_ref().filter(|held| !held.pattern)?;
+                selector.matches(&held.name).then_some(id as TopicId)
+            })
+            .collect()
+    }
+
+    fn intern(
+        &mut self,
+        name: &str,
+        pattern: bool,
+        creator: Option<ClientAddress>,
+        now: Instant,
+    ) -> TopicId {
         if let Some(&id) = self.ids.get(name) {
             if let Some(held) = self.held_mut(id) {
                 held.last_used = now;
@@ -132,6 +250,7 @@ impl Registry {
             last_published: 0,
             last_used: now,
             creator,
+            pattern,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -147,8 +266,18 @@ impl Registry {
         id
     }
 
+    /// `topics` (a publication's) and the held patterns matching any of them.
+    pub fn with_patterns(&self, topics: Box<[TopicId]>) -> Box<[TopicId]> {
+        self.patterns.extend(topics)
+    }
+
+    /// Whether the held pattern `pattern` matches the held topic `topic`.
+    pub fn pattern_matches(&self, pattern: TopicId, topic: TopicId) -> bool {
+        self.patterns.matches(pattern, topic)
+    }
+
     /// Whether the topics `names` (repeats and all) would fit: their new names, counted once,
-    /// within the limit.
+    /// and the pairs they would add with the held patterns, within the limits.
     pub fn room_for<'a>(
         &self,
         names: impl Iterator<Item = &'a String>,
@@ -159,6 +288,13 @@ impl Registry {
             .collect();
         if self.ids.len() + new.len() > self.limit {
             return Err(TopicRefused::Full(self.limit));
+        }
+        let pairs = new
+            .iter()
+            .map(|name| self.patterns.matching_topic(name).len())
+            .sum();
+        if !self.patterns.room_for(pairs) {
+            return Err(TopicRefused::PatternPairs(self.patterns.limit()));
         }
         Ok(())
     }
@@ -254,6 +390,7 @@ impl Registry {
             return;
         };
         self.ids.remove(&held.name);
+        self.patterns.remove(id);
         if let Some(creator) = held.creator {
             if let Some(created) = self.created.get_mut(&creator) {
                 *created -= 1;
@@ -269,7 +406,7 @@ impl Registry {
         });
         if self.ids.is_empty() {
             // A spike of topics is over: give its memory back.
-            *self = Self::new(self.limit, self.per_address);
+            *self = Self::new(self.limit, self.per_address, self.patterns.limit());
         }
     }
 }
@@ -295,6 +432,22 @@ impl Topic {
         }
     }
 
+    /// A pattern first held: its history is `publications` (in `Seq` order, of the topics it
+    /// matches), everything up to `dropped_through` counting as dropped.
+    pub fn seeded(
+        capacity: usize,
+        dropped_through: Seq,
+        publications: &[Arc<Publication>],
+    ) -> Self {
+        let mut topic = Self::new(capacity);
+        topic.history.forget_through(dropped_through);
+        for publication in publications {
+            topic.history.push(publication.clone());
+        }
+        topic.history.trim();
+        topic
+    }
+
     /// A topic whose id was freed: whatever it held is gone, so a resume from before its
     /// last publication gets a `gap` (and one from after it misses nothing).
     pub fn forgotten(capacity: usize, freed: Freed) -> Self {
@@ -307,6 +460,7 @@ impl Topic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::selector::{Selection, Selector};
 
     fn names(list: &[&str]) -> Topics {
         Topics::new(list.iter().map(|s| s.to_string()).collect()).unwrap()
@@ -318,7 +472,7 @@ mod tests {
 
     #[test]
     fn names_get_stable_dense_ids() {
-        let mut registry = Registry::new(10, 10);
+        let mut registry = Registry::new(10, 10, 100);
         let now = Instant::now();
         assert_eq!(
             &*registry.intern_all(&names(&["a", "b"]), None, now).unwrap(),
@@ -334,7 +488,7 @@ mod tests {
 
     #[test]
     fn new_names_past_a_limit_are_refused_whole() {
-        let mut registry = Registry::new(3, 10);
+        let mut registry = Registry::new(3, 10, 100);
         let now = Instant::now();
         registry.intern_all(&names(&["a", "b"]), None, now).unwrap();
         assert_eq!(
@@ -343,7 +497,7 @@ mod tests {
         );
         assert_eq!(registry.len(), 2, "nothing of a refused request is kept");
         assert!(registry.intern_all(&names(&["a", "c"]), None, now).is_ok());
-        let mut registry = Registry::new(10, 2);
+        let mut registry = Registry::new(10, 2, 100);
         registry
             .intern_all(&names(&["a", "b"]), address(1), now)
             .unwrap();
@@ -359,7 +513,7 @@ mod tests {
 
     #[test]
     fn a_topic_without_subscribers_or_history_is_freed_at_once() {
-        let mut registry = Registry::new(10, 1);
+        let mut registry = Registry::new(10, 1, 100);
         let now = Instant::now();
         let mut freed = Vec::new();
         let ids = registry
@@ -386,7 +540,7 @@ mod tests {
 
     #[test]
     fn a_topic_with_history_waits_for_eviction_or_idleness() {
-        let mut registry = Registry::new(10, 10);
+        let mut registry = Registry::new(10, 10, 100);
         let start = Instant::now();
         let mut freed = Vec::new();
         let ids = registry
@@ -409,5 +563,45 @@ mod tests {
         assert_eq!(registry.len(), 1);
         registry.sweep(start + idle, idle, &mut freed);
         assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn patterns_are_matched_once_against_topics_held_and_to_come() {
+        let mut registry = Registry::new(10, 10, 100);
+        let now = Instant::now();
+        let mut freed = Vec::new();
+        let a = registry
+            .intern_all(&names(&["/b/1", "x"]), None, now)
+            .unwrap();
+        let template = Selector::topic_or_template("/b/{id}");
+        let selection = Selection::new(vec![template.clone(), Selector::topic("/b/2")]).unwrap();
+        let interned = registry.intern_selection(&selection, None, now).unwrap();
+        let (pattern, b2) = (interned.ids[0], interned.ids[1]);
+        assert_eq!(interned.new_patterns, vec![pattern]);
+        assert!(
+            registry.pattern_matches(pattern, a[0]),
+            "a topic held before"
+        );
+        assert!(
+            registry.pattern_matches(pattern, b2),
+            "a topic of the same request"
+        );
+        assert!(!registry.pattern_matches(pattern, a[1]));
+        let c = registry.intern_all(&names(&["/b/3"]), None, now).unwrap();
+        assert_eq!(
+            &*registry.with_patterns(c.clone()),
+            &[c[0], pattern],
+            "a topic to come"
+        );
+        assert_eq!(&*registry.with_patterns(a.clone()), &[a[0], a[1], pattern]);
+        let again = registry.intern_selection(&selection, None, now).unwrap();
+        assert!(again.new_patterns.is_empty(), "held once");
+        registry.attach(&interned.ids);
+        registry.detach(&interned.ids, 0, now, &mut freed);
+        assert!(
+            freed.iter().any(|f| f.id == pattern),
+            "no subscriber, no history"
+        );
+        assert_eq!(&*registry.with_patterns(c.clone()), &[c[0]]);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::StatusCode;
@@ -45,8 +45,6 @@ pub struct FrontEnd {
     pub http: Arc<http::Context>,
     /// Where subscribers go.
     pub broadcaster: Broadcaster,
-    /// The response head written to every subscriber.
-    pub sse_head: Bytes,
     /// The largest request head accepted.
     pub max_head_bytes: usize,
     /// The time a client has to send its request head.
@@ -181,7 +179,7 @@ async fn start_stream(
     admission: Admission,
     front: &FrontEnd,
 ) {
-    let topics = request.topics.len();
+    let topics = request.selection.len();
     let origin = request.origin.take();
     let grants = match authorize(&mut request, front) {
         Ok(grants) => grants,
@@ -218,11 +216,14 @@ async fn start_stream(
     };
     // A cross-origin page gets a head naming its origin; everyone else the shared one.
     let allowed = front.cors.allow(origin.as_deref().map(str::as_bytes));
+    let last_event_id = subscription.last_event_id();
     let head = match allowed {
-        Some(allowed) => {
-            crate::sse::head::encode(Some(allowed.origin.as_bytes()), allowed.credentials)
-        }
-        None => front.sse_head.clone(),
+        Some(allowed) => crate::sse::head::encode(
+            last_event_id,
+            Some(allowed.origin.as_bytes()),
+            allowed.credentials,
+        ),
+        None => crate::sse::head::encode(last_event_id, None, false),
     };
     let written = tokio::time::timeout(front.head_timeout, io.write_all(&head)).await;
     if !matches!(written, Ok(Ok(()))) {

@@ -6,12 +6,14 @@
 //! always compiled. Matching a pattern runs a regular expression; the broadcaster matches each
 //! distinct pattern against each topic once (see `broadcast::topic`), not once per event.
 
+mod selection;
 mod template;
 mod url_pattern;
 
 use std::fmt;
 use std::sync::Arc;
 
+pub use self::selection::Selection;
 pub use self::template::Template;
 pub use self::url_pattern::{UrlPattern, UrlPatternError, BASE};
 
@@ -44,6 +46,14 @@ pub enum SelectorError {
 }
 
 impl Selector {
+    /// Exactly the topic `name`, `*` included (ssecast's own `topic` parameter).
+    pub fn topic(name: &str) -> Self {
+        Self {
+            text: name.into(),
+            kind: Kind::Exact,
+        }
+    }
+
     /// `*` or an exact topic, as Mercure 1.0's `match` names it.
     pub fn exact(text: &str) -> Self {
         let kind = match text {

@@ -11,6 +11,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::topic::{TopicError, Topics};
 
+/// The resume id (Mercure's) that asks for everything history holds: no event may have it.
+pub const EARLIEST: &str = "earliest";
+
 /// The longest event id or event type accepted, in bytes.
 pub const MAX_FIELD_BYTES: usize = 1024;
 
@@ -66,6 +69,8 @@ pub enum EventError {
     FieldTooLong(&'static str),
     #[error("{0} must not begin or end with whitespace")]
     Whitespace(&'static str),
+    #[error("id must not be \"earliest\": a resume from it asks for all of history")]
+    ReservedId,
 }
 
 impl Draft {
@@ -87,6 +92,9 @@ impl Draft {
             return Err(EventError::NoData);
         }
         check_field("id", self.id.as_deref())?;
+        if self.id.as_deref() == Some(EARLIEST) {
+            return Err(EventError::ReservedId);
+        }
         check_field("event", self.event.as_deref())?;
         Ok(Event {
             topics,

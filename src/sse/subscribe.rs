@@ -1,14 +1,23 @@
-//! A subscribe request (`GET /events`): its topics and where it resumes.
+//! A subscribe request (`GET /events`, or Mercure's `GET /.well-known/mercure`): its topic
+//! selectors and where it resumes.
 //!
-//! Topics come from repeated `topic` query parameters (none means [`DEFAULT_TOPIC`]). A resume
+//! Selectors come from repeated query parameters, in any mix:
+//! - `topic`: on `/events` an exact topic (none at all means [`DEFAULT_TOPIC`]); on Mercure's
+//!   path a Mercure 0.x selector: `*`, a URI template, or else an exact topic;
+//! - `match` (or `match_exact`): an exact topic, or `*` (Mercure 1.0);
+//! - `match_urlpattern` (or the draft's `matchURLPattern`): a URL pattern, or `*`.
+//!
+//! Any other parameter whose name begins with `match` is refused, as Mercure 1.0 requires. A
+//! resume
 //! point comes from the `Last-Event-ID` header, which a browser's `EventSource` sends when it
 //! reconnects, or from `lastEventId` in the query for clients that cannot set headers; the
 //! header wins when both are present, since it is the newer of the two. A token comes from an
 //! `Authorization: Bearer` header, else the `authorization` query parameter, else the
 //! `mercureAuthorization` cookie (a browser's `EventSource` can send only the cookie).
 
-use super::topic::{TopicError, Topics, DEFAULT_TOPIC};
+use super::topic::{TopicError, DEFAULT_TOPIC};
 use crate::auth::{self, TokenError};
+use crate::selector::{Selection, Selector, SelectorError};
 use crate::urlencoded::{self, NotUtf8};
 
 /// The path a subscribe is made on.
@@ -19,8 +28,8 @@ pub const MERCURE_PATH: &str = "/.well-known/mercure";
 /// A parsed subscribe request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
-    /// The topics, without repeats.
-    pub topics: Topics,
+    /// The topic selectors, without repeats.
+    pub selection: Selection,
     /// The id of the last event the client has, if it resumes.
     pub last_event_id: Option<String>,
     /// The token it presents, if any (unverified).
@@ -43,8 +52,10 @@ pub enum SubscribeError {
     LastEventIdNotUtf8,
     #[error(transparent)]
     Token(#[from] TokenError),
-    #[error("topic selectors (`*`, URI templates) are not supported yet; name exact topics")]
-    Pattern,
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
+    #[error("unknown topic matcher parameter {0:?}: use match, match_exact or match_urlpattern")]
+    UnknownMatcher(String),
 }
 
 /// Whether a request head is a subscribe: `GET /events`, with or without a query.
@@ -61,12 +72,20 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
     let path = request.path.unwrap_or_default();
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let mercure = path == MERCURE_PATH;
-    let mut topics = Vec::new();
+    let mut selectors = Vec::new();
     let mut last_event_id = None;
     let mut token = None;
     for (name, value) in urlencoded::parse(query.as_bytes())? {
         match name.as_str() {
-            "topic" => topics.push(value),
+            "topic" if mercure => selectors.push(Selector::topic_or_template(&value)),
+            "topic" => selectors.push(Selector::topic(&value)),
+            "match" | "match_exact" => selectors.push(Selector::exact(&value)),
+            "match_urlpattern" | "matchURLPattern" => {
+                selectors.push(Selector::url_pattern(&value)?)
+            }
+            other if other.len() >= 5 && other[..5].eq_ignore_ascii_case("match") => {
+                return Err(SubscribeError::UnknownMatcher(name));
+            }
             // Mercure spells it `lastEventID`.
             "lastEventId" | "lastEventID" if !value.is_empty() => last_event_id = Some(value),
             "authorization" if !value.is_empty() => token = Some(value),
@@ -89,23 +108,12 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
             std::str::from_utf8(resume.value).map_err(|_| SubscribeError::LastEventIdNotUtf8)?;
         last_event_id = Some(value.to_owned());
     }
-    if mercure {
-        // Patterns are selectors there, not names: refused until they are matched.
-        if topics
-            .iter()
-            .any(|topic| topic == "*" || topic.contains('{'))
-        {
-            return Err(SubscribeError::Pattern);
-        }
-        if topics.is_empty() {
-            return Err(SubscribeError::Topic(TopicError::None));
-        }
-    } else if topics.is_empty() {
-        topics.push(DEFAULT_TOPIC.to_owned());
+    if selectors.is_empty() && !mercure {
+        selectors.push(Selector::topic(DEFAULT_TOPIC));
     }
     let origin = header("origin").and_then(|h| String::from_utf8(h.value.to_vec()).ok());
     Ok(Subscribe {
-        topics: Topics::new(topics)?,
+        selection: Selection::new(selectors)?,
         last_event_id,
         token,
         origin,
@@ -137,12 +145,15 @@ mod tests {
         let (is, sub) = parsed(b"GET /events?topic=a&topic=b%20c&lastEventId=5 HTTP/1.1\r\n\r\n");
         assert!(is);
         let sub = sub.unwrap();
-        assert_eq!(&*sub.topics, ["a".to_string(), "b c".to_string()]);
+        assert_eq!(
+            &*sub.selection,
+            [Selector::topic("a"), Selector::topic("b c")]
+        );
         assert_eq!(sub.last_event_id.as_deref(), Some("5"));
 
         let (_, sub) = parsed(b"GET /events?lastEventId=5 HTTP/1.1\r\nLast-Event-ID: 9\r\n\r\n");
         let sub = sub.unwrap();
-        assert_eq!(&*sub.topics, [DEFAULT_TOPIC.to_string()]);
+        assert_eq!(&*sub.selection, [Selector::topic(DEFAULT_TOPIC)]);
         assert_eq!(sub.last_event_id.as_deref(), Some("9"));
     }
 
@@ -178,6 +189,44 @@ mod tests {
         assert_eq!(
             token(b"GET /events HTTP/1.1\r\nAuthorization: Basic x\r\n\r\n"),
             Err(SubscribeError::Token(TokenError::Malformed))
+        );
+    }
+
+    #[test]
+    fn selectors_of_both_mercure_lines_and_of_ssecast() {
+        let selection = |head: &str| parsed(head.as_bytes()).1.map(|sub| sub.selection);
+        let mercure = selection(
+            "GET /.well-known/mercure?topic=%2Fb%2F%7Bid%7D&topic=*&topic=x\
+             &match=y&match_urlpattern=%2Fc%2F%3Aid&matchURLPattern=* HTTP/1.1\r\n\r\n",
+        )
+        .unwrap();
+        let expected = [
+            Selector::topic_or_template("/b/{id}"),
+            Selector::exact("*"),
+            Selector::topic("x"),
+            Selector::topic("y"),
+            Selector::url_pattern("/c/:id").unwrap(),
+        ];
+        assert_eq!(&*mercure, expected, "the two `*` are one");
+        assert_eq!(mercure[0].as_exact(), None, "a template");
+        let own = selection("GET /events?topic=%2Fb%2F%7Bid%7D&topic=* HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(&*own, [Selector::topic("/b/{id}"), Selector::topic("*")]);
+        assert_eq!(
+            own[1].as_exact(),
+            Some("*"),
+            "ssecast's `topic` is always exact"
+        );
+        assert_eq!(
+            selection("GET /events?MATCH_regex=a HTTP/1.1\r\n\r\n"),
+            Err(SubscribeError::UnknownMatcher("MATCH_regex".into()))
+        );
+        assert!(matches!(
+            selection("GET /events?match_urlpattern=%2F%3Aid( HTTP/1.1\r\n\r\n"),
+            Err(SubscribeError::Selector(_))
+        ));
+        assert_eq!(
+            selection("GET /.well-known/mercure HTTP/1.1\r\n\r\n"),
+            Err(SubscribeError::Topic(TopicError::None))
         );
     }
 

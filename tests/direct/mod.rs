@@ -14,9 +14,9 @@ use clap::Parser;
 use ssecast::address::Addresses;
 use ssecast::broadcast::Broadcaster;
 use ssecast::config::Config;
+use ssecast::selector::{Selection, Selector};
 use ssecast::sse::event::Draft;
 use ssecast::sse::subscribe::Subscribe;
-use ssecast::sse::topic::Topics;
 use ssecast::stats::Stats;
 
 /// The longest any wait here may take.
@@ -80,7 +80,7 @@ impl Direct {
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
                 .unwrap();
             let request = Subscribe {
-                topics: Topics::new(vec!["t".into()]).unwrap(),
+                selection: Selection::new(vec![Selector::topic("t")]).unwrap(),
                 last_event_id: None,
                 token: None,
                 origin: None,
