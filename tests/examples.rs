@@ -103,11 +103,18 @@ fn python() -> &'static Path {
     })
 }
 
-/// Runs a finished example (`program` with `args`) against the server at `addr`.
-async fn run(program: &Path, args: &[&str], addr: SocketAddr) -> std::process::Output {
+/// Runs a finished example (`program` with `args`) against the server at `addr`, with `env`
+/// added to its environment.
+async fn run(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    addr: SocketAddr,
+) -> std::process::Output {
     bootstrap();
     let output = tokio::process::Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .env("SSECAST_URL", format!("http://{addr}"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
@@ -135,7 +142,13 @@ async fn publish_sh_sends_a_form_event_and_a_json_event() {
     let server = Server::start(&[]).await;
     let mut stream = server.subscribe("/events?topic=news", "").await;
     server.wait_for_stat("subscribers", 1).await;
-    let output = run(&examples_dir().join("publish.sh"), &["news"], server.addr).await;
+    let output = run(
+        &examples_dir().join("publish.sh"),
+        &["news"],
+        &[],
+        server.addr,
+    )
+    .await;
     assert!(output.status.success(), "publish.sh: {output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let answers: Vec<Value> = stdout
@@ -173,7 +186,7 @@ async fn publish_py_sends_an_event_and_prints_its_id() {
         "--event",
         "note",
     ];
-    let output = run(python, &args, server.addr).await;
+    let output = run(python, &args, &[], server.addr).await;
     assert!(output.status.success(), "publish.py: {output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let id = stdout
@@ -196,7 +209,13 @@ async fn publish_py_prints_the_servers_refusal_and_fails() {
     let python = python();
     let server = Server::start(&[]).await;
     let script = examples_dir().join("publish.py");
-    let output = run(python, &[script.to_str().unwrap(), "news", ""], server.addr).await;
+    let output = run(
+        python,
+        &[script.to_str().unwrap(), "news", ""],
+        &[],
+        server.addr,
+    )
+    .await;
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(
