@@ -377,7 +377,12 @@ async fn subscribe_py_reports_the_gap_after_a_server_restart() {
 
 #[test]
 fn every_example_begins_with_what_it_shows_and_how_to_run_it() {
-    for name in ["publish.sh", "publish.py", "subscribe.py"] {
+    for name in [
+        "publish.sh",
+        "publish.py",
+        "mercure_publish.py",
+        "subscribe.py",
+    ] {
         let text = std::fs::read_to_string(examples_dir().join(name)).unwrap();
         let head: String = text.lines().take(20).collect::<Vec<_>>().join("\n");
         assert!(text.starts_with("#!"), "{name} has no #! line");
