@@ -1,6 +1,7 @@
 //! The client examples in `examples/`, each run as a user would run it, against a server this
 //! test starts: the publishers' events must reach a subscriber, and the Python subscriber must
-//! print every event exactly once, in order, across dropped connections.
+//! print every event exactly once, in order, across dropped connections. `mercure_publish.py`
+//! uses `mercure-publisher`, a package written for Mercure hubs, with the JWT it signs itself.
 //!
 //! The Python examples run in a venv under `target/tmp/`, made once (`python3 -m venv`, then
 //! `pip install -r examples/requirements.txt`) and remade when the requirements change. Needs
@@ -103,11 +104,18 @@ fn python() -> &'static Path {
     })
 }
 
-/// Runs a finished example (`program` with `args`) against the server at `addr`.
-async fn run(program: &Path, args: &[&str], addr: SocketAddr) -> std::process::Output {
+/// Runs a finished example (`program` with `args`) against the server at `addr`, with `env`
+/// added to its environment.
+async fn run(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    addr: SocketAddr,
+) -> std::process::Output {
     bootstrap();
     let output = tokio::process::Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .env("SSECAST_URL", format!("http://{addr}"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
@@ -135,7 +143,13 @@ async fn publish_sh_sends_a_form_event_and_a_json_event() {
     let server = Server::start(&[]).await;
     let mut stream = server.subscribe("/events?topic=news", "").await;
     server.wait_for_stat("subscribers", 1).await;
-    let output = run(&examples_dir().join("publish.sh"), &["news"], server.addr).await;
+    let output = run(
+        &examples_dir().join("publish.sh"),
+        &["news"],
+        &[],
+        server.addr,
+    )
+    .await;
     assert!(output.status.success(), "publish.sh: {output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let answers: Vec<Value> = stdout
@@ -173,7 +187,7 @@ async fn publish_py_sends_an_event_and_prints_its_id() {
         "--event",
         "note",
     ];
-    let output = run(python, &args, server.addr).await;
+    let output = run(python, &args, &[], server.addr).await;
     assert!(output.status.success(), "publish.py: {output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let id = stdout
@@ -196,13 +210,139 @@ async fn publish_py_prints_the_servers_refusal_and_fails() {
     let python = python();
     let server = Server::start(&[]).await;
     let script = examples_dir().join("publish.py");
-    let output = run(python, &[script.to_str().unwrap(), "news", ""], server.addr).await;
+    let output = run(
+        python,
+        &[script.to_str().unwrap(), "news", ""],
+        &[],
+        server.addr,
+    )
+    .await;
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(
         stderr,
         "refused (400): data is required and must not be empty\n"
     );
+    server.stop().await;
+}
+
+/// The keys the Mercure example's server checks tokens with; PyJWT warns on stderr about an
+/// HMAC key shorter than 32 bytes.
+const PUBLISHER_KEY: &str = "the publishers' key, 32 bytes or more";
+const SUBSCRIBER_KEY: &str = "the subscribers' key, 32 bytes or more";
+const BOOK: &str = "https://example.com/books/1";
+const AUTHOR: &str = "https://example.com/authors/7";
+
+/// Starts a server that wants publisher tokens and reads subscriber tokens, as a Mercure hub.
+async fn mercure_hub() -> Server {
+    let flags = [
+        "--publisher-jwt-key",
+        PUBLISHER_KEY,
+        "--subscriber-jwt-key",
+        SUBSCRIBER_KEY,
+    ];
+    Server::start(&flags).await
+}
+
+/// Runs `mercure_publish.py` with `args` and the publisher key `key`.
+async fn mercure_publish(server: &Server, key: &str, args: &[&str]) -> std::process::Output {
+    let script = examples_dir().join("mercure_publish.py");
+    let args: Vec<&str> = std::iter::once(script.to_str().unwrap())
+        .chain(args.iter().copied())
+        .collect();
+    let env = [("SSECAST_PUBLISHER_JWT_KEY", key)];
+    run(python(), &args, &env, server.addr).await
+}
+
+/// The id `mercure_publish.py` printed, checking it succeeded and said nothing else.
+fn printed_id(output: std::process::Output) -> String {
+    assert!(output.status.success(), "mercure_publish.py: {output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout
+        .strip_prefix("published ")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("unexpected output {stdout:?}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mercure_publisher_package_publishes_typed_private_and_public_updates() {
+    let server = mercure_hub().await;
+    let subscribe = |topic: &str| format!("/.well-known/mercure?topic={topic}");
+    let claims = serde_json::json!({"mercure": {"subscribe": [BOOK]}});
+    let key = jsonwebtoken::EncodingKey::from_secret(SUBSCRIBER_KEY.as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&Default::default(), &claims, &key).unwrap();
+    let mut reader = server
+        .subscribe(
+            &subscribe(BOOK),
+            &format!("Authorization: Bearer {token}\r\n"),
+        )
+        .await;
+    let mut anonymous = server.subscribe(&subscribe(BOOK), "").await;
+    let mut author = server.subscribe(&subscribe(AUTHOR), "").await;
+    server.wait_for_stat("subscribers", 3).await;
+
+    // An id and a type of the publisher's, a retry, and a second topic: the package sends
+    // `topic` twice and signs a token for both.
+    let args = [
+        BOOK,
+        AUTHOR,
+        r#"{"title":"Dune"}"#,
+        "--id",
+        "rev-1",
+        "--type",
+        "book.updated",
+        "--retry",
+        "2000",
+    ];
+    let id = printed_id(mercure_publish(&server, PUBLISHER_KEY, &args).await);
+    assert_eq!(id, "rev-1", "the package returns the id the hub answered");
+    let frame = "id: rev-1\nevent: book.updated\nretry: 2000\ndata: {\"title\":\"Dune\"}\n\n";
+    for stream in [&mut reader, &mut anonymous, &mut author] {
+        assert_eq!(stream.event().await, frame);
+    }
+
+    // Private (`private=on`): only the subscriber whose token names the topic gets it.
+    let private =
+        printed_id(mercure_publish(&server, PUBLISHER_KEY, &[BOOK, "draft", "--private"]).await);
+    assert!(
+        private.starts_with("urn:uuid:"),
+        "an id the hub made: {private}"
+    );
+    assert_eq!(
+        reader.event().await,
+        format!("id: {private}\ndata: draft\n\n")
+    );
+
+    // Public, with the hub's id; a newline in the data splits it into two data lines.
+    let public =
+        printed_id(mercure_publish(&server, PUBLISHER_KEY, &[BOOK, "on sale\nthis week"]).await);
+    assert!(
+        public.starts_with("urn:uuid:") && public != private,
+        "{public}"
+    );
+    let frame = format!("id: {public}\ndata: on sale\ndata: this week\n\n");
+    assert_eq!(reader.event().await, frame);
+    assert_eq!(
+        anonymous.event().await,
+        frame,
+        "the private update does not reach a subscriber without a token"
+    );
+    assert_eq!(server.stats().await["events_published"], 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mercure_publisher_package_signing_with_another_key_is_refused() {
+    let server = mercure_hub().await;
+    let output = mercure_publish(&server, SUBSCRIBER_KEY, &[BOOK, "x"]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "refused (401): {\"error\":\"the token's signature is not valid\"}\n"
+    );
+    assert_eq!(server.stats().await["events_published"], 0);
     server.stop().await;
 }
 
@@ -358,7 +498,12 @@ async fn subscribe_py_reports_the_gap_after_a_server_restart() {
 
 #[test]
 fn every_example_begins_with_what_it_shows_and_how_to_run_it() {
-    for name in ["publish.sh", "publish.py", "subscribe.py"] {
+    for name in [
+        "publish.sh",
+        "publish.py",
+        "mercure_publish.py",
+        "subscribe.py",
+    ] {
         let text = std::fs::read_to_string(examples_dir().join(name)).unwrap();
         let head: String = text.lines().take(20).collect::<Vec<_>>().join("\n");
         assert!(text.starts_with("#!"), "{name} has no #! line");
