@@ -17,7 +17,7 @@ async fn head_and_frames_are_byte_exact() {
     assert_eq!(
         stream.head,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-         X-Accel-Buffering: no\r\nConnection: close\r\n\
+         X-Accel-Buffering: no\r\nConnection: close\r\nLast-Event-ID: earliest\r\n\
          Access-Control-Allow-Origin: https://app.example\r\n\
          Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n\r\n"
     );
