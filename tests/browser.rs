@@ -1,5 +1,6 @@
-//! The demo page and `EventSource` in a real browser: Debian's headless Chromium, driven by
-//! `tests/browser/driver.mjs` (playwright-core), against a server each test starts here.
+//! The demo page (which reads its streams with `fetch`) and `EventSource` in a real browser:
+//! Debian's headless Chromium, driven by `tests/browser/driver.mjs` (playwright-core), against a
+//! server each test starts here.
 //!
 //! Each test runs one scenario of the driver: the driver stops at each step where the test must
 //! act (publish, stop the server, cut the network), and at the end reports what the page showed,
@@ -264,14 +265,15 @@ fn panels(report: &Value) -> Vec<String> {
     serde_json::from_value(report["panels"].clone()).expect("a list of panel topics")
 }
 
-/// Every answered subscribe of the page, in order, as `(topic, Last-Event-ID)` (`None` without
-/// one). Checks that each subscribe asked for exactly one topic: the page opens one
-/// `EventSource` per topic.
+/// Every answered `GET /events` of the page, in order, as `(topic, Last-Event-ID)` (`None`
+/// without one). Checks that each subscribe asked for exactly one topic: the page opens one
+/// stream per topic.
 fn subscribes(report: &Value) -> Vec<(String, Option<String>)> {
     report["subscribes"]
         .as_array()
         .expect("a list of subscribes")
         .iter()
+        .filter(|subscribe| subscribe["path"] == "/events")
         .map(|subscribe| {
             let topics = subscribe["topics"].as_array().expect("a list of topics");
             assert_eq!(topics.len(), 1, "one topic per subscribe: {subscribe}");
@@ -306,13 +308,18 @@ fn message(id: &str, data: &str) -> (String, String, String) {
 
 /// Publishes with `curl`, form-encoded, and returns the event's id.
 async fn curl_publish(addr: SocketAddr, topic: &str, data: &str) -> String {
+    let topic = format!("topic={topic}");
+    let data = format!("data={data}");
+    curl_publish_with(addr, &["-d", &topic, "--data-urlencode", &data]).await
+}
+
+/// Publishes with `curl` and these arguments (the form's fields), and returns the event's id.
+async fn curl_publish_with(addr: SocketAddr, fields: &[&str]) -> String {
     let output = support::timed(
         "curl",
         tokio::process::Command::new("curl")
-            .args(["-sS", "--fail-with-body", "-d"])
-            .arg(format!("topic={topic}"))
-            .arg("--data-urlencode")
-            .arg(format!("data={data}"))
+            .args(["-sS", "--fail-with-body"])
+            .args(fields)
             .arg(format!("http://{addr}/publish"))
             .output(),
     )
@@ -369,6 +376,41 @@ async fn page_shows_events_from_its_form_and_from_curl_in_order_with_their_ids()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_shows_events_of_any_type_with_their_type() {
+    let server = Server::start(&[]).await;
+    let mut driver = Driver::start("types", server.addr, json!({})).await;
+    driver.step("subscribed").await;
+    server.wait_for_stat("subscribers", 1).await;
+    // The README's own example, of a type the page was never told about.
+    let fields = ["-d", "topic=news", "-d", "event=score", "-d", "data=1"];
+    let score = curl_publish_with(server.addr, &fields).await;
+    // Lines end with CRLF, CR and LF on the wire; the page joins them with LF.
+    let alert = json!({"topic": "news", "event": "alert", "id": "alert-1",
+                       "data": "line one\r\nline two\rline three\nline four"});
+    publish(&server, alert).await;
+    driver.go_on().await;
+
+    let report = driver.done().await;
+    let form = &report["form"];
+    assert_eq!(form["ok"], true, "the form's publish failed: {form}");
+    let form_id = form["id"].as_str().unwrap();
+    let typed = |id: &str, kind: &str, data: &str| (id.into(), kind.into(), data.into());
+    assert_eq!(
+        entries(&report),
+        [
+            typed(&score, "score", "1"),
+            typed(
+                "alert-1",
+                "alert",
+                "line one\nline two\nline three\nline four"
+            ),
+            typed(form_id, "note", "from the form"),
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_the_gap() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -377,8 +419,8 @@ async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_th
     let mut driver = Driver::start("restart", addr, json!({})).await;
     driver.step("subscribed").await;
     server.wait_for_stat("subscribers", 2).await;
-    // `retry` makes the browser reconnect after 300 ms rather than its default 3 s; it applies
-    // to the stream that receives it, so each topic gets one.
+    // `retry` makes the page reconnect after 300 ms rather than its default 3 s; it applies to
+    // the stream that receives it, so each topic gets one.
     let before = publish(
         &server,
         json!({"topic": "news", "data": "before the restart", "retry": 300}),
@@ -433,7 +475,7 @@ async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_th
     assert_eq!(news[2], message(&after, "after the restart"));
     assert_eq!(entries_in(&report, "sport").len(), 2);
     // The first subscribe of each topic is fresh; the reconnect the new server answered carries
-    // the id that topic's stream last saw, sent by the browser's own EventSource.
+    // the id that topic's stream last saw, sent by the page's reader.
     assert_eq!(last_event_ids(&report, "news"), [None, Some(before)]);
     assert_eq!(last_event_ids(&report, "sport"), [None, Some(sport_before)]);
     assert_eq!(

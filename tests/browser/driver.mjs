@@ -125,14 +125,27 @@ async function publishFromForm(page, topic, data, event = '') {
   await page.fill('#pub-topic', topic);
   await page.fill('#pub-event', event);
   await page.fill('#pub-data', data);
-  const before = await page.textContent('#pub-result');
+  await page.$eval('#pub-result', (p) => { p.textContent = ''; });
   await page.click('#publish');
   await page.waitForFunction(
-    (old) => document.querySelector('#pub-result').textContent !== old, before, { timeout: WAIT_MS });
-  return {
-    ok: await page.$eval('#pub-result', (p) => p.className === 'ok'),
-    text: await page.textContent('#pub-result'),
-  };
+    () => document.querySelector('#pub-result').textContent !== '', null, { timeout: WAIT_MS });
+  return page.$eval('#pub-result', (p) => ({
+    ok: p.className === 'ok',
+    text: p.textContent,
+    id: p.dataset.id ?? null,
+  }));
+}
+
+/** Waits until every panel's stream is open; failing, says what the panels' errors say. */
+async function waitOpen(page) {
+  try {
+    await waitState(page, 'open');
+  } catch (err) {
+    const said = await page.$$eval('#log .panel', (panels) => panels.map((p) =>
+      `${p.dataset.topic}: ${p.querySelector('.pstate').textContent} `
+        + `${p.querySelector('.perror').textContent}`)).catch(() => []);
+    throw new Error(`the page's streams did not open: ${said.join('; ') || err.message}`);
+  }
 }
 
 // ---- scenarios --------------------------------------------------------------------
@@ -285,9 +298,21 @@ const scenarios = {
     return await page.evaluate(() => window.stream);
   },
 
+  /** Events of any type show with their type, with no type named beforehand: the test
+   *  publishes some with curl and JSON, the page one from its form. */
+  async types(page, base) {
+    await page.goto(`${base}/?topic=news`);
+    await waitOpen(page);
+    await step('subscribed'); // the test publishes events of its own types
+    await waitEntries(page, 2);
+    const form = await publishFromForm(page, 'news', 'from the form', 'note');
+    await waitEntries(page, 3);
+    return { form, entries: await entries(page) };
+  },
+
   /** The demo page with a few events in each of three topics' panels, as a picture. */
   async screenshot(page, base, { path }) {
-    await page.goto(`${base}/?topic=news&topic=sport&topic=alerts&type=score`);
+    await page.goto(`${base}/?topic=news&topic=sport&topic=alerts`);
     await waitState(page, 'open');
     await step('subscribed'); // the test publishes a few events
     await waitEntries(page, 8);
@@ -344,13 +369,17 @@ async function main() {
   page.on('response', (response) => {
     // The fan-out scenario makes hundreds of subscribes; they are not reported.
     const request = response.request();
-    if (name === 'fanout' || new URL(request.url()).pathname !== '/events') return;
-    // allHeaders() has what went on the wire (Blink adds Last-Event-ID below the page), known
-    // for a request that was answered; attempts that failed to connect are not reported.
+    const url = new URL(request.url());
+    const path = url.pathname;
+    if (name === 'fanout' || request.method() !== 'GET' || path !== '/events') return;
+    // allHeaders() has what went on the wire (Blink adds an EventSource's Last-Event-ID below
+    // the page), known for a request that was answered; attempts that failed to connect are
+    // not reported.
     const unknown = new Promise((resolve) => setTimeout(resolve, 2000, null));
     subscribes.push(Promise.race([request.allHeaders(), unknown]).then((headers) => ({
       url: request.url(),
-      topics: new URL(request.url()).searchParams.getAll('topic'),
+      path,
+      topics: url.searchParams.getAll('topic'),
       status: response.status(),
       lastEventId: headers ? headers['last-event-id'] ?? null : '(headers unknown)',
     })));
