@@ -5,8 +5,9 @@
 // event types it was told to listen for, so the page reads each stream with fetch() and parses it
 // itself (sseParser, after the HTML standard): every event shows, whatever its type. The page
 // therefore also does EventSource's reconnecting itself: it resends the last id as
-// Last-Event-ID, waits what `retry:` says, and backs off after error answers. Each panel shows
-// its own `gap` when history cannot fill in.
+// Last-Event-ID, waits what `retry:` says, and backs off after error answers. A new panel asks
+// for everything history holds (Last-Event-ID: earliest), and each panel shows its own `gap`
+// when history cannot fill in.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -21,6 +22,8 @@ const REOPEN_MOST_MS = 30000;
 // The wait before reconnecting a stream that ended or broke, until the server says `retry:`
 // (Chromium's EventSource waits as long).
 const RETRY_DEFAULT_MS = 3000;
+// The resume point that asks for everything history holds.
+const EARLIEST = 'earliest';
 
 /** topic -> { topic, controller, state, lastId, retryMs, reopenMs, reopenTimer, error, panel,
  *  list, count, badge, perror } */
@@ -258,6 +261,9 @@ function showEvent(feed, e) {
     asked = g.lastEventId;
     oldest = g.oldestId;
   } catch (_) { /* show the raw data anyway */ }
+  // A server that does not know `earliest` takes it for an id it has never seen: it says gap,
+  // then sends all it holds, which is what the page asked for. Nothing is missing.
+  if (asked === EARLIEST) return;
   const note = oldest == null
     ? `Gap: history could not fill in. Asked to resume after ${asked}, but the server holds no history (it may have restarted). Some events were missed.`
     : `Gap: history could not fill in. Asked to resume after ${asked}, oldest event still held is ${oldest}. Events in between were missed.`;
@@ -272,8 +278,9 @@ function streamUrl(feed) {
 
 function streamHeaders(feed) {
   const headers = { Accept: 'text/event-stream' };
-  // null: no event seen yet; '' (an empty `id:`): no resume point either.
-  if (feed.lastId) headers['Last-Event-ID'] = headerValue(feed.lastId);
+  // null: no event seen yet, so ask for all of history; '' (an empty `id:`): no resume point.
+  const resume = feed.lastId ?? EARLIEST;
+  if (resume) headers['Last-Event-ID'] = headerValue(resume);
   return headers;
 }
 

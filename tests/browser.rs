@@ -33,6 +33,8 @@ const MIN_NODE_MAJOR: u32 = 20;
 const BROWSER_STEP: Duration = Duration::from_secs(30);
 /// How long `npm ci` may take on a fresh machine.
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
+/// The resume point the page sends when it opens a topic: everything history holds.
+const EARLIEST: &str = "earliest";
 
 /// `tests/browser/`: the driver, its `package.json` and `package-lock.json`.
 fn driver_dir() -> PathBuf {
@@ -369,8 +371,8 @@ async fn page_shows_events_from_its_form_and_from_curl_in_order_with_their_ids()
     assert!(form_id.parse::<u64>().unwrap() < curl_id.parse::<u64>().unwrap());
     assert_eq!(
         subscribes(&report),
-        [("news".to_owned(), None)],
-        "one subscribe, fresh"
+        [("news".to_owned(), Some(EARLIEST.to_owned()))],
+        "one subscribe, for all of history"
     );
     server.stop().await;
 }
@@ -406,6 +408,44 @@ async fn page_shows_events_of_any_type_with_their_type() {
             ),
             typed(form_id, "note", "from the form"),
         ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_shows_what_history_holds_when_it_opens() {
+    let server = Server::start(&[]).await;
+    let held = [
+        publish(&server, json!({"topic": "news", "data": "first"})).await,
+        publish(
+            &server,
+            json!({"topic": "news", "event": "score", "data": "2"}),
+        )
+        .await,
+        publish(&server, json!({"topic": "news", "data": "third"})).await,
+    ];
+    publish(&server, json!({"topic": "sport", "data": "not news"})).await;
+    let mut driver = Driver::start("history", server.addr, json!({"held": held.len()})).await;
+    driver.step("shown").await;
+    server.wait_for_stat("subscribers", 1).await;
+    let live = publish(&server, json!({"topic": "news", "data": "live"})).await;
+    driver.go_on().await;
+
+    // A server that does not know `earliest` says `gap` first (an unknown id): the page hides it.
+    let report = driver.done().await;
+    assert_eq!(
+        entries(&report),
+        [
+            message(&held[0], "first"),
+            (held[1].clone(), "score".to_owned(), "2".to_owned()),
+            message(&held[2], "third"),
+            message(&live, "live"),
+        ],
+        "what history holds, in order and with no gap, then the live event"
+    );
+    assert_eq!(
+        subscribes(&report),
+        [("news".to_owned(), Some(EARLIEST.to_owned()))]
     );
     server.stop().await;
 }
@@ -474,10 +514,17 @@ async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_th
     assert_eq!(news.len(), 3, "{news:?}");
     assert_eq!(news[2], message(&after, "after the restart"));
     assert_eq!(entries_in(&report, "sport").len(), 2);
-    // The first subscribe of each topic is fresh; the reconnect the new server answered carries
-    // the id that topic's stream last saw, sent by the page's reader.
-    assert_eq!(last_event_ids(&report, "news"), [None, Some(before)]);
-    assert_eq!(last_event_ids(&report, "sport"), [None, Some(sport_before)]);
+    // The first subscribe of each topic asks for all of history; the reconnect the new server
+    // answered carries the id that topic's stream last saw, sent by the page's reader.
+    let earliest = Some(EARLIEST.to_owned());
+    assert_eq!(
+        last_event_ids(&report, "news"),
+        [earliest.clone(), Some(before)]
+    );
+    assert_eq!(
+        last_event_ids(&report, "sport"),
+        [earliest, Some(sport_before)]
+    );
     assert_eq!(
         subscribes(&report).len(),
         4,
@@ -532,7 +579,10 @@ async fn page_catches_up_from_history_after_a_dropped_connection_without_a_gap()
         "replayed in order, no gap"
     );
     // Attempts while the network was cut got no answer; the one that did resumed from `first`.
-    assert_eq!(last_event_ids(&report, "news"), [None, Some(first)]);
+    assert_eq!(
+        last_event_ids(&report, "news"),
+        [Some(EARLIEST.to_owned()), Some(first)]
+    );
     assert_eq!(subscribes(&report).len(), 2, "only subscribes to news");
     assert_eq!(banners(&report), ["down", "up"], "{}", report["banners"]);
     server.stop().await;
@@ -596,10 +646,11 @@ async fn page_gives_each_topic_a_panel_and_subscribes_to_four_topics_at_most() {
     assert_eq!(entries(&report).len(), 4);
     let mut seen = subscribes(&report);
     seen.sort();
-    let fresh = ["alerts", "news", "ops", "sport"].map(|topic| (topic.to_owned(), None));
+    let fresh = ["alerts", "news", "ops", "sport"]
+        .map(|topic| (topic.to_owned(), Some(EARLIEST.to_owned())));
     assert_eq!(
         seen, fresh,
-        "one fresh subscribe per topic, none for the fifth"
+        "one subscribe per topic, for all of history, none for the fifth"
     );
 
     // The filter works across panels (case-insensitively), and clearing it shows everything.

@@ -310,6 +310,16 @@ const scenarios = {
     return { form, entries: await entries(page) };
   },
 
+  /** What history holds shows when the page opens. `held` is how many events it holds. */
+  async history(page, base, { held }) {
+    await page.goto(`${base}/?topic=news`);
+    await waitOpen(page);
+    await waitEntries(page, held);
+    await step('shown', { entries: await entries(page) }); // the test publishes one more
+    await waitEntries(page, held + 1);
+    return { entries: await entries(page) };
+  },
+
   /** The demo page with a few events in each of three topics' panels, as a picture. */
   async screenshot(page, base, { path }) {
     await page.goto(`${base}/?topic=news&topic=sport&topic=alerts`);
