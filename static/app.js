@@ -25,8 +25,8 @@ const RETRY_DEFAULT_MS = 3000;
 // The resume point that asks for everything history holds.
 const EARLIEST = 'earliest';
 
-/** topic -> { topic, controller, state, lastId, retryMs, reopenMs, reopenTimer, error, panel,
- *  list, count, badge, perror } */
+/** topic -> { topic, token, controller, state, lastId, retryMs, reopenMs, reopenTimer, error,
+ *  panel, list, count, badge, perror } */
 const feeds = new Map();
 let statsDown = false; // the last stats poll failed
 let wasDown = false;   // we showed the "server gone" banner, so say when it is back
@@ -281,6 +281,8 @@ function streamHeaders(feed) {
   // null: no event seen yet, so ask for all of history; '' (an empty `id:`): no resume point.
   const resume = feed.lastId ?? EARLIEST;
   if (resume) headers['Last-Event-ID'] = headerValue(resume);
+  // Without one, the browser sends the mercureAuthorization cookie, if the page has one.
+  if (feed.token) headers.Authorization = headerValue(`Bearer ${feed.token}`);
   return headers;
 }
 
@@ -355,9 +357,9 @@ function closeFeed(feed) {
   feed.controller = null;
 }
 
-function newFeed(topic) {
+function newFeed(topic, token) {
   const feed = {
-    topic, controller: null, state: 'connecting', lastId: null,
+    topic, token, controller: null, state: 'connecting', lastId: null,
     retryMs: RETRY_DEFAULT_MS, reopenMs: REOPEN_FIRST_MS, reopenTimer: 0, error: '',
   };
   makePanel(feed);
@@ -386,6 +388,7 @@ function subscribe() {
   $('topics').value = given.join(', ');
   const chosen = given.slice(0, MAX_TOPICS);
   showTopicsNote(given);
+  const token = $('sub-token').value.trim();
 
   // Close what is no longer wanted first, so the browser's connections are free for the rest.
   for (const [topic, feed] of feeds) {
@@ -398,12 +401,13 @@ function subscribe() {
   for (const topic of chosen) {
     let feed = feeds.get(topic);
     if (!feed) {
-      feed = newFeed(topic);
+      feed = newFeed(topic, token);
       feeds.set(topic, feed);
       openFeed(feed);
-    } else if (feed.state === 'closed') {
-      // Refused before: try again now, resuming after the last event this panel showed.
+    } else if (feed.state === 'closed' || feed.token !== token) {
+      // Refused before, or another token: open it now, resuming after the last event shown.
       closeFeed(feed);
+      feed.token = token;
       openFeed(feed);
     } // else: open, or reconnecting by itself; keep it.
     log.append(feed.panel); // in the order given
@@ -422,9 +426,18 @@ function subscribe() {
 /** The request for the publish form: JSON to /publish. */
 function publishRequest(topics) {
   const type = $('pub-event').value.trim();
-  const headers = { 'Content-Type': 'application/json' };
+  const id = $('pub-id').value.trim();
+  const retry = $('pub-retry').value.trim();
+  const isPrivate = $('pub-private').checked;
+  const token = $('pub-token').value.trim();
+  const headers = token ? { Authorization: headerValue(`Bearer ${token}`) } : {};
   const body = { topic: topics.length === 1 ? topics[0] : topics, data: $('pub-data').value };
   if (type) body.event = type;
+  if (id) body.id = id;
+  // Not digits: sent as written, for the server to refuse with its reason.
+  if (retry) body.retry = /^[0-9]+$/.test(retry) ? Number(retry) : retry;
+  if (isPrivate) body.private = true;
+  headers['Content-Type'] = 'application/json';
   return ['publish', { method: 'POST', headers, body: JSON.stringify(body) }];
 }
 

@@ -769,6 +769,96 @@ async fn a_page_with_a_token_cookie_receives_a_private_event() {
     server.stop().await;
 }
 
+/// `--subscriber-jwt-key` of the tests of a page with a subscriber token.
+const SUBSCRIBER_SECRET: &str = "a subscriber secret";
+/// `--publisher-jwt-key` of the same tests.
+const PUBLISHER_SECRET: &str = "a publisher secret";
+
+/// A token with these claims, signed with `secret` (HS256).
+fn hs256_token(claims: Value, secret: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+/// Starts a server that checks subscriber and publisher tokens and opens the demo page on
+/// `orders/42` with a token that may see its private events (`via` the cookie or the page's
+/// token field); the page publishes from its form, with a publisher token, a public event, a
+/// private one and a public one. Returns the driver's report.
+async fn page_with_a_subscriber_token(via: &str) -> Value {
+    let flags = [
+        "--subscriber-jwt-key",
+        SUBSCRIBER_SECRET,
+        "--publisher-jwt-key",
+        PUBLISHER_SECRET,
+    ];
+    let server = Server::start(&flags).await;
+    let token = hs256_token(
+        json!({"mercure": {"subscribe": ["orders/42"]}}),
+        SUBSCRIBER_SECRET,
+    );
+    let publisher = hs256_token(
+        json!({"mercure": {"publish": ["orders/42"]}}),
+        PUBLISHER_SECRET,
+    );
+    let options = json!({"token": token, "publisher": publisher, "topic": "orders/42", "via": via});
+    // An anonymous subscriber of the same topic, beside the page.
+    let mut anonymous = server.subscribe("/events?topic=orders/42", "").await;
+    let mut driver = Driver::start("privatePage", server.addr, options).await;
+    driver.step("open").await;
+    server.wait_for_stat("subscribers", 2).await;
+    driver.go_on().await;
+    let report = driver.done().await;
+    let said: Vec<&str> = report["forms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|form| form["text"].as_str().unwrap())
+        .collect();
+    // The private event counts only the page, whose token may see it.
+    assert_eq!(
+        said,
+        [
+            "Published id public-1 to 2 subscribers.",
+            "Published id private-1 to 1 subscriber.",
+            "Published id public-2 to 2 subscribers.",
+        ]
+    );
+    assert_eq!(anonymous.event_id().await, "public-1");
+    assert_eq!(anonymous.event_id().await, "public-2");
+    assert_eq!(
+        entries(&report),
+        [
+            message("public-1", "shipped"),
+            message("private-1", "card ending 4242"),
+            message("public-2", "delivered"),
+        ],
+        "the private event too"
+    );
+    server.stop().await;
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_with_a_token_cookie_shows_private_events() {
+    let report = page_with_a_subscriber_token("cookie").await;
+    let sent: Vec<&Value> = report["subscribes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|subscribe| &subscribe["authorization"])
+        .collect();
+    assert_eq!(sent, [&Value::Null], "the cookie, not a header");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_with_a_token_pasted_sends_it_and_shows_private_events() {
+    let report = page_with_a_subscriber_token("field").await;
+    let subscribes = report["subscribes"].as_array().unwrap();
+    assert_eq!(subscribes.len(), 2, "anonymous, then with the token");
+    let sent = subscribes[1]["authorization"].as_str().unwrap();
+    assert!(sent.starts_with("Bearer ey"), "{sent:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshot_of_the_demo_page_with_events_in_its_log() {
     let server = Server::start(&[]).await;

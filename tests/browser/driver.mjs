@@ -120,11 +120,16 @@ function waitBanner(page, kind) {
     (k) => window.banners.some((b) => b.kind === k), kind, { timeout: WAIT_MS });
 }
 
-/** Publishes from the page's own form and returns what the page says about it. */
-async function publishFromForm(page, topic, data, event = '') {
+/** Publishes from the page's own form and returns what the page says about it. `fields` may
+ *  set id, retry, private and token. */
+async function publishFromForm(page, topic, data, event = '', fields = {}) {
   await page.fill('#pub-topic', topic);
   await page.fill('#pub-event', event);
   await page.fill('#pub-data', data);
+  await page.fill('#pub-id', fields.id ?? '');
+  await page.fill('#pub-retry', fields.retry ?? '');
+  await page.setChecked('#pub-private', fields.private ?? false);
+  await page.fill('#pub-token', fields.token ?? '');
   await page.$eval('#pub-result', (p) => { p.textContent = ''; });
   await page.click('#publish');
   await page.waitForFunction(
@@ -320,6 +325,33 @@ const scenarios = {
     return { entries: await entries(page) };
   },
 
+  /** The demo page with a subscriber `token`, from the `mercureAuthorization` cookie (`via`
+   *  cookie) or pasted into its token field (`via` field), shows private events of `topic`;
+   *  it publishes them from its form with the `publisher` token: public, private, public. */
+  async privatePage(page, base, { token, publisher, topic, via }) {
+    if (via === 'cookie') {
+      await page.context().addCookies([{ name: 'mercureAuthorization', value: token, url: base }]);
+    }
+    await page.goto(`${base}/?topic=${encodeURIComponent(topic)}`);
+    await waitOpen(page);
+    if (via === 'field') {
+      await page.fill('#sub-token', token);
+      await page.click('#subscribe'); // opens the stream again, with the token
+      await waitOpen(page);
+    }
+    await step('open'); // the test waits for the page's one stream
+    const forms = [];
+    for (const [id, data, isPrivate] of [
+      ['public-1', 'shipped', false],
+      ['private-1', 'card ending 4242', true],
+      ['public-2', 'delivered', false],
+    ]) {
+      forms.push(await publishFromForm(page, topic, data, '', { id, private: isPrivate, token: publisher }));
+    }
+    await waitEntries(page, 3);
+    return { forms, entries: await entries(page) };
+  },
+
   /** The demo page with a few events in each of three topics' panels, as a picture. */
   async screenshot(page, base, { path }) {
     await page.goto(`${base}/?topic=news&topic=sport&topic=alerts`);
@@ -331,6 +363,7 @@ const scenarios = {
     await page.waitForFunction(
       () => document.querySelector('#subscribers').textContent === '3', null, { timeout: WAIT_MS });
     await page.waitForFunction(() => document.querySelectorAll('#stats div').length > 0);
+    await page.evaluate(() => window.scrollTo(0, 0)); // clicking Publish scrolled down to it
     await page.screenshot({ path });
     return { form, panels: await panels(page), entries: await entries(page), path };
   },
@@ -392,6 +425,7 @@ async function main() {
       topics: url.searchParams.getAll('topic'),
       status: response.status(),
       lastEventId: headers ? headers['last-event-id'] ?? null : '(headers unknown)',
+      authorization: headers ? headers.authorization ?? null : '(headers unknown)',
     })));
   });
   const report = await scenario(page, base, JSON.parse(options));
