@@ -1,13 +1,14 @@
-// ssecast demo page: subscribe, log events, publish, poll stats. No build step.
+// ssecast demo page: subscribe, log events, publish, poll stats; in ssecast's own API or in
+// Mercure's (/.well-known/mercure). No build step.
 //
-// An SSE event does not say which topic it came from, so the page opens one stream per topic and
-// shows each stream's events in a panel of its own. A browser's EventSource delivers only the
-// event types it was told to listen for, so the page reads each stream with fetch() and parses it
-// itself (sseParser, after the HTML standard): every event shows, whatever its type. The page
-// therefore also does EventSource's reconnecting itself: it resends the last id as
-// Last-Event-ID, waits what `retry:` says, and backs off after error answers. A new panel asks
-// for everything history holds (Last-Event-ID: earliest), and each panel shows its own `gap`
-// when history cannot fill in.
+// An SSE event does not say which topic it came from, so the page opens one stream per topic (or
+// Mercure selector) and shows each stream's events in a panel of its own. A browser's EventSource
+// delivers only the event types it was told to listen for, so the page reads each stream with
+// fetch() and parses it itself (sseParser, after the HTML standard): every event shows, whatever
+// its type. The page therefore also does EventSource's reconnecting itself: it resends the last id
+// as Last-Event-ID, waits what `retry:` says, and backs off after error answers. A new panel asks
+// for everything history holds (Last-Event-ID: earliest), and each panel shows its own `gap` when
+// history cannot fill in.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -25,14 +26,17 @@ const RETRY_DEFAULT_MS = 3000;
 // The resume point that asks for everything history holds.
 const EARLIEST = 'earliest';
 
-/** topic -> { topic, token, controller, state, lastId, retryMs, reopenMs, reopenTimer, error,
- *  panel, list, count, badge, perror } */
+/** 'ssecast' (GET /events, POST /publish) or 'mercure' (/.well-known/mercure). */
+let mode = 'ssecast';
+/** topic or selector -> { topic, mode, kind, token, controller, state, lastId, retryMs,
+ *  reopenMs, reopenTimer, error, panel, list, count, badge, perror } */
 const feeds = new Map();
 let statsDown = false; // the last stats poll failed
 let wasDown = false;   // we showed the "server gone" banner, so say when it is back
 let bannerTimer = 0;
 
 const splitList = (s) => [...new Set(s.split(',').map((t) => t.trim()).filter(Boolean))];
+const splitLines = (s) => [...new Set(s.split(/\r\n|\r|\n/).map((t) => t.trim()).filter(Boolean))];
 const quoted = (list) => list.map((t) => `“${t}”`).join(', ');
 // A header value is a byte string: UTF-8 bytes, one character each, as EventSource sends them.
 const headerValue = (s) => String.fromCharCode(...new TextEncoder().encode(s));
@@ -196,7 +200,7 @@ function makePanel(feed) {
   head.className = 'panel-head';
   const name = document.createElement('h3');
   name.textContent = feed.topic;
-  name.title = feed.topic;
+  name.title = `${feed.kind}=${feed.topic}`;
   const badge = document.createElement('span');
   badge.className = 'pstate';
   const count = document.createElement('span');
@@ -273,7 +277,8 @@ function showEvent(feed, e) {
 // ---- reading a stream -------------------------------------------------------------
 
 function streamUrl(feed) {
-  return 'events?' + new URLSearchParams([['topic', feed.topic]]);
+  const qs = new URLSearchParams([[feed.kind, feed.topic]]);
+  return (feed.mode === 'mercure' ? '.well-known/mercure?' : 'events?') + qs;
 }
 
 function streamHeaders(feed) {
@@ -357,9 +362,9 @@ function closeFeed(feed) {
   feed.controller = null;
 }
 
-function newFeed(topic, token) {
+function newFeed(topic, kind, token) {
   const feed = {
-    topic, token, controller: null, state: 'connecting', lastId: null,
+    topic, mode, kind, token, controller: null, state: 'connecting', lastId: null,
     retryMs: RETRY_DEFAULT_MS, reopenMs: REOPEN_FIRST_MS, reopenTimer: 0, error: '',
   };
   makePanel(feed);
@@ -368,31 +373,41 @@ function newFeed(topic, token) {
 
 // ---- subscribe ----------------------------------------------------------------
 
-function showTopicsNote(given) {
+/** The topics (or selectors) the form asks for, and the query parameter they go in. */
+function wanted() {
+  if (mode === 'mercure') {
+    return { kind: $('m-syntax').value, given: splitLines($('m-selectors').value), noun: 'selectors' };
+  }
+  const given = splitList($('topics').value);
+  if (!given.length) given.push('default');
+  $('topics').value = given.join(', ');
+  return { kind: 'topic', given, noun: 'topics' };
+}
+
+function showTopicsNote(given, noun) {
   const note = $('topics-note');
-  if (given.length <= MAX_TOPICS) {
+  if (given.length && given.length <= MAX_TOPICS) {
     note.hidden = true;
     note.textContent = '';
     return;
   }
-  const left = given.slice(MAX_TOPICS);
-  note.textContent = `Subscribed to the first ${MAX_TOPICS} of ${given.length} topics, not to `
-    + `${quoted(left)}: each topic takes a connection of its own, and a browser opens at most 6 `
-    + 'to one server.';
+  note.textContent = given.length
+    ? `Subscribed to the first ${MAX_TOPICS} of ${given.length} ${noun}, not to `
+      + `${quoted(given.slice(MAX_TOPICS))}: each takes a connection of its own, and a browser `
+      + 'opens at most 6 to one server.'
+    : `Enter at least one of the ${noun}.`;
   note.hidden = false;
 }
 
 function subscribe() {
-  const given = splitList($('topics').value);
-  if (!given.length) given.push('default');
-  $('topics').value = given.join(', ');
+  const { kind, given, noun } = wanted();
   const chosen = given.slice(0, MAX_TOPICS);
-  showTopicsNote(given);
+  showTopicsNote(given, noun);
   const token = $('sub-token').value.trim();
 
   // Close what is no longer wanted first, so the browser's connections are free for the rest.
   for (const [topic, feed] of feeds) {
-    if (chosen.includes(topic)) continue;
+    if (chosen.includes(topic) && feed.mode === mode && feed.kind === kind) continue;
     closeFeed(feed);
     feed.panel.remove();
     feeds.delete(topic);
@@ -401,7 +416,7 @@ function subscribe() {
   for (const topic of chosen) {
     let feed = feeds.get(topic);
     if (!feed) {
-      feed = newFeed(topic, token);
+      feed = newFeed(topic, kind, token);
       feeds.set(topic, feed);
       openFeed(feed);
     } else if (feed.state === 'closed' || feed.token !== token) {
@@ -417,13 +432,14 @@ function subscribe() {
   updateState();
   updateBanner();
 
-  const url = new URLSearchParams(chosen.map((t) => ['topic', t]));
+  const url = new URLSearchParams(mode === 'mercure' ? [['mode', 'mercure']] : []);
+  chosen.forEach((t) => url.append(kind, t));
   history.replaceState(null, '', '?' + url); // shareable link to this view
 }
 
 // ---- publish ------------------------------------------------------------------
 
-/** The request for the publish form: JSON to /publish. */
+/** The request for the publish form: JSON to /publish, or Mercure's form. */
 function publishRequest(topics) {
   const type = $('pub-event').value.trim();
   const id = $('pub-id').value.trim();
@@ -431,6 +447,16 @@ function publishRequest(topics) {
   const isPrivate = $('pub-private').checked;
   const token = $('pub-token').value.trim();
   const headers = token ? { Authorization: headerValue(`Bearer ${token}`) } : {};
+  if (mode === 'mercure') {
+    // Sent as application/x-www-form-urlencoded.
+    const form = new URLSearchParams(topics.map((t) => ['topic', t]));
+    form.set('data', $('pub-data').value);
+    if (type) form.set('type', type);
+    if (id) form.set('id', id);
+    if (retry) form.set('retry', retry);
+    if (isPrivate) form.set('private', 'on');
+    return ['.well-known/mercure', { method: 'POST', headers, body: form }];
+  }
   const body = { topic: topics.length === 1 ? topics[0] : topics, data: $('pub-data').value };
   if (type) body.event = type;
   if (id) body.id = id;
@@ -443,7 +469,8 @@ function publishRequest(topics) {
 
 async function publish() {
   const out = $('pub-result');
-  const topics = splitList($('pub-topic').value);
+  const mercure = mode === 'mercure';
+  const topics = mercure ? splitLines($('m-pub-topic').value) : splitList($('pub-topic').value);
   delete out.dataset.id;
   if (!topics.length) {
     out.className = 'err';
@@ -456,6 +483,12 @@ async function publish() {
     if (!res.ok) {
       out.className = 'err';
       out.textContent = `Error ${res.status}: ${await answerText(res)}`;
+    } else if (mercure) {
+      // Mercure answers the event's id as text/plain.
+      const id = await res.text();
+      out.className = 'ok';
+      out.dataset.id = id;
+      out.textContent = `Published id ${id}.`;
     } else {
       const json = await res.json();
       out.className = 'ok';
@@ -467,6 +500,16 @@ async function publish() {
     out.textContent = `Could not reach the server: ${err.message}`;
   } finally {
     $('publish').disabled = false;
+  }
+}
+
+// ---- mode ---------------------------------------------------------------------
+
+function setMode(next) {
+  mode = next;
+  document.body.dataset.mode = next;
+  for (const m of ['ssecast', 'mercure']) {
+    $(`mode-${m}`).setAttribute('aria-selected', String(m === next));
   }
 }
 
@@ -512,6 +555,13 @@ $('pub-form').addEventListener('submit', (e) => { e.preventDefault(); publish();
 $('pub-data').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); publish(); }
 });
+for (const m of ['ssecast', 'mercure']) {
+  $(`mode-${m}`).addEventListener('click', () => {
+    if (mode === m) return;
+    setMode(m);
+    subscribe();
+  });
+}
 $('filter').addEventListener('input', () => {
   const q = filterQuery();
   for (const feed of feeds.values()) {
@@ -528,9 +578,17 @@ $('clear').addEventListener('click', () => {
 });
 
 const params = new URLSearchParams(location.search);
-const initial = params.getAll('topic').flatMap(splitList);
-if (initial.length) $('topics').value = initial.join(', ');
-$('pub-topic').value = splitList($('topics').value)[0] || 'default';
+if (params.get('mode') === 'mercure') {
+  setMode('mercure');
+  const patterns = params.getAll('match_urlpattern');
+  const selectors = patterns.length ? patterns : params.getAll('topic');
+  if (patterns.length) $('m-syntax').value = 'match_urlpattern';
+  if (selectors.length) $('m-selectors').value = selectors.join('\n');
+} else {
+  const initial = params.getAll('topic').flatMap(splitList);
+  if (initial.length) $('topics').value = initial.join(', ');
+  $('pub-topic').value = splitList($('topics').value)[0] || 'default';
+}
 subscribe();
 pollStats();
 setInterval(pollStats, 2000);

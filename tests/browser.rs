@@ -1,6 +1,6 @@
-//! The demo page (which reads its streams with `fetch`) and `EventSource` in a real browser:
-//! Debian's headless Chromium, driven by `tests/browser/driver.mjs` (playwright-core), against a
-//! server each test starts here.
+//! The demo page (which reads its streams with `fetch`, in ssecast's API and in Mercure's) and
+//! `EventSource` in a real browser: Debian's headless Chromium, driven by
+//! `tests/browser/driver.mjs` (playwright-core), against a server each test starts here.
 //!
 //! Each test runs one scenario of the driver: the driver stops at each step where the test must
 //! act (publish, stop the server, cut the network), and at the end reports what the page showed,
@@ -17,6 +17,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use percent_encoding::NON_ALPHANUMERIC;
 use serde_json::{json, Value};
 use support::apt::{self, Need};
 use support::{bind_again, install_atomically, run_to_completion, spawn_piped, Proxy, Server};
@@ -857,6 +858,168 @@ async fn page_with_a_token_pasted_sends_it_and_shows_private_events() {
     assert_eq!(subscribes.len(), 2, "anonymous, then with the token");
     let sent = subscribes[1]["authorization"].as_str().unwrap();
     assert!(sent.starts_with("Bearer ey"), "{sent:?}");
+}
+
+/// The key of Mercure's own examples, for publisher tokens.
+const MERCURE_KEY: &str = "!ChangeThisMercureHubJWTSecretKey!";
+
+/// A publisher token that may publish to every topic, signed with [`MERCURE_KEY`] (HS256).
+fn mercure_publisher_token() -> String {
+    hs256_token(json!({"mercure": {"publish": ["*"]}}), MERCURE_KEY)
+}
+
+/// `POST /.well-known/mercure` with these form fields and a publisher token; returns the id the
+/// answer's body holds.
+async fn mercure_publish(server: &Server, token: &str, fields: &[(&str, &str)]) -> String {
+    let form: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| {
+            let value = percent_encoding::utf8_percent_encode(value, NON_ALPHANUMERIC);
+            format!("{name}={value}")
+        })
+        .collect();
+    let form = form.join("&");
+    let raw = format!(
+        "POST /.well-known/mercure HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    let answer = support::request(server.addr, raw).await;
+    let body = String::from_utf8(answer.body).unwrap();
+    assert_eq!(answer.status, 200, "{body}");
+    body
+}
+
+/// The demo page in its Mercure mode subscribes with `selector` (a `syntax` of `topic` or
+/// `match_urlpattern`), shows what history holds for it and not the rest, and publishes from
+/// its form with a publisher token: with an id and a type, then with neither, then without the
+/// token, which is refused.
+async fn mercure_mode_round_trip(syntax: &str, selector: &str) {
+    let server = Server::start(&["--publisher-jwt-key", MERCURE_KEY]).await;
+    let token = mercure_publisher_token();
+    let topic = "https://example.com/books/1";
+    let held = mercure_publish(&server, &token, &[("topic", topic), ("data", "held")]).await;
+    let elsewhere = [
+        ("topic", "https://example.com/authors/1"),
+        ("data", "not a book"),
+    ];
+    mercure_publish(&server, &token, &elsewhere).await;
+    let options = json!({"syntax": syntax, "selector": selector, "topic": topic, "token": token,
+                         "id": "book-1-rev-2", "type": "update", "held": 1});
+    let mut driver = Driver::start("mercure", server.addr, options).await;
+    let subscribed = driver.step("subscribed").await;
+    assert_eq!(panels(&subscribed), [selector]);
+    server.wait_for_stat("subscribers", 1).await;
+    driver.go_on().await;
+
+    let report = driver.done().await;
+    let given = &report["given"];
+    assert_eq!(given["ok"], true, "{given}");
+    assert_eq!(given["text"], "Published id book-1-rev-2.");
+    let made = &report["made"];
+    assert_eq!(made["ok"], true, "{made}");
+    let made_id = made["id"].as_str().unwrap();
+    assert!(made_id.starts_with("urn:uuid:"), "{made}");
+    assert_eq!(made["text"], format!("Published id {made_id}."));
+    let refused = &report["refused"];
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["text"].as_str().unwrap().starts_with("Error 401: "),
+        "{refused}"
+    );
+    assert_eq!(
+        entries(&report),
+        [
+            message(&held, "held"),
+            ("book-1-rev-2".into(), "update".into(), "given an id".into()),
+            message(made_id, "id made by the hub"),
+        ]
+    );
+    assert_eq!(
+        report["query"],
+        json!([["mode", "mercure"], [syntax, selector]])
+    );
+    // The stream of the selector asked for all of history, once. (Before it, the Mercure tab
+    // opened a stream of the selector its form held then.)
+    let asked = if syntax == "topic" {
+        "topics"
+    } else {
+        "patterns"
+    };
+    let mercure: Vec<&Value> = report["subscribes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|subscribe| subscribe["path"] == "/.well-known/mercure")
+        .filter(|subscribe| subscribe[asked] == json!([selector]))
+        .collect();
+    assert_eq!(mercure.len(), 1, "{mercure:?}");
+    assert_eq!(mercure[0]["lastEventId"], EARLIEST);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mercure_mode_subscribes_to_an_exact_topic_and_publishes_with_a_token() {
+    mercure_mode_round_trip("topic", "https://example.com/books/1").await;
+}
+
+/// A URI template, Mercure 0.x's selector, which the hub matches against each update's topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mercure_mode_subscribes_with_a_uri_template() {
+    mercure_mode_round_trip("topic", "https://example.com/books/{id}").await;
+}
+
+/// A URL pattern, Mercure 1.0's selector (`match_urlpattern`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mercure_mode_subscribes_with_a_url_pattern() {
+    mercure_mode_round_trip("match_urlpattern", "https://example.com/books/:id").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_source_on_the_mercure_endpoint_gets_public_updates_with_their_ids() {
+    let server = Server::start(&["--publisher-jwt-key", MERCURE_KEY]).await;
+    let options =
+        json!({"topic": "https://example.com/orders/42", "token": mercure_publisher_token()});
+    let mut driver = Driver::start("mercureSource", server.addr, options).await;
+    driver.step("open").await;
+    // The demo page's own stream (of topic `default`) and the EventSource.
+    server.wait_for_stat("subscribers", 2).await;
+    driver.go_on().await;
+
+    let report = driver.done().await;
+    assert_eq!(report["errors"], 0);
+    let answers: Vec<(u64, &str)> = report["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|answer| {
+            (
+                answer["status"].as_u64().unwrap(),
+                answer["body"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers[1..],
+        [(200, "public-1"), (200, "private-1"), (200, "public-2")]
+    );
+    assert_eq!(answers[0].0, 401, "no token: {:?}", answers[0]);
+    for answer in &report["answers"].as_array().unwrap()[1..] {
+        assert!(
+            answer["type"].as_str().unwrap().starts_with("text/plain"),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        report["got"],
+        json!([
+            {"id": "public-1", "type": "message", "data": "shipped"},
+            {"id": "public-2", "type": "update", "data": "delivered"},
+        ]),
+        "the ids as lastEventId; the private update passed by"
+    );
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

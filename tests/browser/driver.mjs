@@ -120,10 +120,12 @@ function waitBanner(page, kind) {
     (k) => window.banners.some((b) => b.kind === k), kind, { timeout: WAIT_MS });
 }
 
-/** Publishes from the page's own form and returns what the page says about it. `fields` may
+/** Publishes from the page's own form and returns what the page says about it. In the
+ *  Mercure mode `topic` goes in the Mercure topics field (one per line), and `fields` may
  *  set id, retry, private and token. */
 async function publishFromForm(page, topic, data, event = '', fields = {}) {
-  await page.fill('#pub-topic', topic);
+  const mercure = await page.evaluate(() => document.body.dataset.mode === 'mercure');
+  await page.fill(mercure ? '#m-pub-topic' : '#pub-topic', topic);
   await page.fill('#pub-event', event);
   await page.fill('#pub-data', data);
   await page.fill('#pub-id', fields.id ?? '');
@@ -325,6 +327,69 @@ const scenarios = {
     return { entries: await entries(page) };
   },
 
+  /** The Mercure mode: subscribe with `selector` (as `syntax`: topic or match_urlpattern),
+   *  then publish from the page's form to `topic` with the publisher `token`, once with `id`
+   *  and `type`, once with neither. `held` events are in history before the page opens. */
+  async mercure(page, base, { syntax, selector, topic, token, id, type, held = 0 }) {
+    await page.goto(`${base}/`);
+    await waitOpen(page);
+    await page.click('#mode-mercure');
+    await page.selectOption('#m-syntax', syntax);
+    await page.fill('#m-selectors', selector);
+    await page.click('#subscribe');
+    await waitOpen(page);
+    await waitEntries(page, held);
+    await step('subscribed', { panels: await panels(page) }); // the test waits for the stream
+    const given = await publishFromForm(page, topic, 'given an id', type, { id, token });
+    await waitEntries(page, held + 1);
+    const made = await publishFromForm(page, topic, 'id made by the hub', '', { token });
+    await waitEntries(page, held + 2);
+    const refused = await publishFromForm(page, topic, 'no token');
+    return {
+      given,
+      made,
+      refused,
+      query: await page.evaluate(() => [...new URLSearchParams(location.search)]),
+      panels: await panels(page),
+      entries: await entries(page),
+    };
+  },
+
+  /** A plain EventSource on /.well-known/mercure, made on the demo page, and updates published
+   *  with fetch and the publisher `token`: public, private, public. */
+  async mercureSource(page, base, { topic, token }) {
+    await page.goto(`${base}/`);
+    await page.evaluate((topic) => {
+      window.stream = { opened: false, errors: 0, got: [] };
+      const source = new EventSource(`/.well-known/mercure?topic=${encodeURIComponent(topic)}`);
+      source.onopen = () => { window.stream.opened = true; };
+      source.onerror = () => { window.stream.errors++; };
+      const got = (e) => { window.stream.got.push({ id: e.lastEventId, type: e.type, data: e.data }); };
+      source.onmessage = got;
+      source.addEventListener('update', got);
+    }, topic);
+    await page.waitForFunction(() => window.stream.opened, null, { timeout: WAIT_MS });
+    await step('open'); // the test waits for the subscriber
+    const answers = await page.evaluate(async ({ topic, token }) => {
+      const publish = async (fields, bearer) => {
+        const res = await fetch('/.well-known/mercure', {
+          method: 'POST',
+          headers: bearer ? { Authorization: `Bearer ${bearer}` } : {},
+          body: new URLSearchParams([['topic', topic], ...fields]),
+        });
+        return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
+      };
+      return [
+        await publish([['data', 'no token'], ['id', 'anonymous-1']], null),
+        await publish([['data', 'shipped'], ['id', 'public-1']], token),
+        await publish([['data', 'card ending 4242'], ['id', 'private-1'], ['private', 'on']], token),
+        await publish([['data', 'delivered'], ['id', 'public-2'], ['type', 'update']], token),
+      ];
+    }, { topic, token });
+    await page.waitForFunction(() => window.stream.got.length >= 2, null, { timeout: WAIT_MS });
+    return { answers, ...await page.evaluate(() => window.stream) };
+  },
+
   /** The demo page with a subscriber `token`, from the `mercureAuthorization` cookie (`via`
    *  cookie) or pasted into its token field (`via` field), shows private events of `topic`;
    *  it publishes them from its form with the `publisher` token: public, private, public. */
@@ -414,7 +479,8 @@ async function main() {
     const request = response.request();
     const url = new URL(request.url());
     const path = url.pathname;
-    if (name === 'fanout' || request.method() !== 'GET' || path !== '/events') return;
+    if (name === 'fanout' || request.method() !== 'GET') return;
+    if (path !== '/events' && path !== '/.well-known/mercure') return;
     // allHeaders() has what went on the wire (Blink adds an EventSource's Last-Event-ID below
     // the page), known for a request that was answered; attempts that failed to connect are
     // not reported.
@@ -423,6 +489,7 @@ async function main() {
       url: request.url(),
       path,
       topics: url.searchParams.getAll('topic'),
+      patterns: url.searchParams.getAll('match_urlpattern'),
       status: response.status(),
       lastEventId: headers ? headers['last-event-id'] ?? null : '(headers unknown)',
       authorization: headers ? headers.authorization ?? null : '(headers unknown)',
