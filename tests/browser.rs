@@ -1,4 +1,5 @@
-//! The demo page and `EventSource` in a real browser: Debian's headless Chromium, driven by
+//! The demo page (which reads its streams with `fetch`, in ssecast's API and in Mercure's) and
+//! `EventSource` in a real browser: Debian's headless Chromium, driven by
 //! `tests/browser/driver.mjs` (playwright-core), against a server each test starts here.
 //!
 //! Each test runs one scenario of the driver: the driver stops at each step where the test must
@@ -16,6 +17,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use percent_encoding::NON_ALPHANUMERIC;
 use serde_json::{json, Value};
 use support::apt::{self, Need};
 use support::{bind_again, install_atomically, run_to_completion, spawn_piped, Proxy, Server};
@@ -32,6 +34,8 @@ const MIN_NODE_MAJOR: u32 = 20;
 const BROWSER_STEP: Duration = Duration::from_secs(30);
 /// How long `npm ci` may take on a fresh machine.
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
+/// The resume point the page sends when it opens a topic: everything history holds.
+const EARLIEST: &str = "earliest";
 
 /// `tests/browser/`: the driver, its `package.json` and `package-lock.json`.
 fn driver_dir() -> PathBuf {
@@ -264,14 +268,15 @@ fn panels(report: &Value) -> Vec<String> {
     serde_json::from_value(report["panels"].clone()).expect("a list of panel topics")
 }
 
-/// Every answered subscribe of the page, in order, as `(topic, Last-Event-ID)` (`None` without
-/// one). Checks that each subscribe asked for exactly one topic: the page opens one
-/// `EventSource` per topic.
+/// Every answered `GET /events` of the page, in order, as `(topic, Last-Event-ID)` (`None`
+/// without one). Checks that each subscribe asked for exactly one topic: the page opens one
+/// stream per topic.
 fn subscribes(report: &Value) -> Vec<(String, Option<String>)> {
     report["subscribes"]
         .as_array()
         .expect("a list of subscribes")
         .iter()
+        .filter(|subscribe| subscribe["path"] == "/events")
         .map(|subscribe| {
             let topics = subscribe["topics"].as_array().expect("a list of topics");
             assert_eq!(topics.len(), 1, "one topic per subscribe: {subscribe}");
@@ -306,13 +311,18 @@ fn message(id: &str, data: &str) -> (String, String, String) {
 
 /// Publishes with `curl`, form-encoded, and returns the event's id.
 async fn curl_publish(addr: SocketAddr, topic: &str, data: &str) -> String {
+    let topic = format!("topic={topic}");
+    let data = format!("data={data}");
+    curl_publish_with(addr, &["-d", &topic, "--data-urlencode", &data]).await
+}
+
+/// Publishes with `curl` and these arguments (the form's fields), and returns the event's id.
+async fn curl_publish_with(addr: SocketAddr, fields: &[&str]) -> String {
     let output = support::timed(
         "curl",
         tokio::process::Command::new("curl")
-            .args(["-sS", "--fail-with-body", "-d"])
-            .arg(format!("topic={topic}"))
-            .arg("--data-urlencode")
-            .arg(format!("data={data}"))
+            .args(["-sS", "--fail-with-body"])
+            .args(fields)
             .arg(format!("http://{addr}/publish"))
             .output(),
     )
@@ -362,8 +372,81 @@ async fn page_shows_events_from_its_form_and_from_curl_in_order_with_their_ids()
     assert!(form_id.parse::<u64>().unwrap() < curl_id.parse::<u64>().unwrap());
     assert_eq!(
         subscribes(&report),
-        [("news".to_owned(), None)],
-        "one subscribe, fresh"
+        [("news".to_owned(), Some(EARLIEST.to_owned()))],
+        "one subscribe, for all of history"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_shows_events_of_any_type_with_their_type() {
+    let server = Server::start(&[]).await;
+    let mut driver = Driver::start("types", server.addr, json!({})).await;
+    driver.step("subscribed").await;
+    server.wait_for_stat("subscribers", 1).await;
+    // The README's own example, of a type the page was never told about.
+    let fields = ["-d", "topic=news", "-d", "event=score", "-d", "data=1"];
+    let score = curl_publish_with(server.addr, &fields).await;
+    // Lines end with CRLF, CR and LF on the wire; the page joins them with LF.
+    let alert = json!({"topic": "news", "event": "alert", "id": "alert-1",
+                       "data": "line one\r\nline two\rline three\nline four"});
+    publish(&server, alert).await;
+    driver.go_on().await;
+
+    let report = driver.done().await;
+    let form = &report["form"];
+    assert_eq!(form["ok"], true, "the form's publish failed: {form}");
+    let form_id = form["id"].as_str().unwrap();
+    let typed = |id: &str, kind: &str, data: &str| (id.into(), kind.into(), data.into());
+    assert_eq!(
+        entries(&report),
+        [
+            typed(&score, "score", "1"),
+            typed(
+                "alert-1",
+                "alert",
+                "line one\nline two\nline three\nline four"
+            ),
+            typed(form_id, "note", "from the form"),
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_shows_what_history_holds_when_it_opens() {
+    let server = Server::start(&[]).await;
+    let held = [
+        publish(&server, json!({"topic": "news", "data": "first"})).await,
+        publish(
+            &server,
+            json!({"topic": "news", "event": "score", "data": "2"}),
+        )
+        .await,
+        publish(&server, json!({"topic": "news", "data": "third"})).await,
+    ];
+    publish(&server, json!({"topic": "sport", "data": "not news"})).await;
+    let mut driver = Driver::start("history", server.addr, json!({"held": held.len()})).await;
+    driver.step("shown").await;
+    server.wait_for_stat("subscribers", 1).await;
+    let live = publish(&server, json!({"topic": "news", "data": "live"})).await;
+    driver.go_on().await;
+
+    // A server that does not know `earliest` says `gap` first (an unknown id): the page hides it.
+    let report = driver.done().await;
+    assert_eq!(
+        entries(&report),
+        [
+            message(&held[0], "first"),
+            (held[1].clone(), "score".to_owned(), "2".to_owned()),
+            message(&held[2], "third"),
+            message(&live, "live"),
+        ],
+        "what history holds, in order and with no gap, then the live event"
+    );
+    assert_eq!(
+        subscribes(&report),
+        [("news".to_owned(), Some(EARLIEST.to_owned()))]
     );
     server.stop().await;
 }
@@ -377,8 +460,8 @@ async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_th
     let mut driver = Driver::start("restart", addr, json!({})).await;
     driver.step("subscribed").await;
     server.wait_for_stat("subscribers", 2).await;
-    // `retry` makes the browser reconnect after 300 ms rather than its default 3 s; it applies
-    // to the stream that receives it, so each topic gets one.
+    // `retry` makes the page reconnect after 300 ms rather than its default 3 s; it applies to
+    // the stream that receives it, so each topic gets one.
     let before = publish(
         &server,
         json!({"topic": "news", "data": "before the restart", "retry": 300}),
@@ -432,10 +515,17 @@ async fn page_reconnects_by_itself_after_a_restart_on_the_same_port_and_shows_th
     assert_eq!(news.len(), 3, "{news:?}");
     assert_eq!(news[2], message(&after, "after the restart"));
     assert_eq!(entries_in(&report, "sport").len(), 2);
-    // The first subscribe of each topic is fresh; the reconnect the new server answered carries
-    // the id that topic's stream last saw, sent by the browser's own EventSource.
-    assert_eq!(last_event_ids(&report, "news"), [None, Some(before)]);
-    assert_eq!(last_event_ids(&report, "sport"), [None, Some(sport_before)]);
+    // The first subscribe of each topic asks for all of history; the reconnect the new server
+    // answered carries the id that topic's stream last saw, sent by the page's reader.
+    let earliest = Some(EARLIEST.to_owned());
+    assert_eq!(
+        last_event_ids(&report, "news"),
+        [earliest.clone(), Some(before)]
+    );
+    assert_eq!(
+        last_event_ids(&report, "sport"),
+        [earliest, Some(sport_before)]
+    );
     assert_eq!(
         subscribes(&report).len(),
         4,
@@ -490,7 +580,10 @@ async fn page_catches_up_from_history_after_a_dropped_connection_without_a_gap()
         "replayed in order, no gap"
     );
     // Attempts while the network was cut got no answer; the one that did resumed from `first`.
-    assert_eq!(last_event_ids(&report, "news"), [None, Some(first)]);
+    assert_eq!(
+        last_event_ids(&report, "news"),
+        [Some(EARLIEST.to_owned()), Some(first)]
+    );
     assert_eq!(subscribes(&report).len(), 2, "only subscribes to news");
     assert_eq!(banners(&report), ["down", "up"], "{}", report["banners"]);
     server.stop().await;
@@ -554,10 +647,11 @@ async fn page_gives_each_topic_a_panel_and_subscribes_to_four_topics_at_most() {
     assert_eq!(entries(&report).len(), 4);
     let mut seen = subscribes(&report);
     seen.sort();
-    let fresh = ["alerts", "news", "ops", "sport"].map(|topic| (topic.to_owned(), None));
+    let fresh = ["alerts", "news", "ops", "sport"]
+        .map(|topic| (topic.to_owned(), Some(EARLIEST.to_owned())));
     assert_eq!(
         seen, fresh,
-        "one fresh subscribe per topic, none for the fifth"
+        "one subscribe per topic, for all of history, none for the fifth"
     );
 
     // The filter works across panels (case-insensitively), and clearing it shows everything.
@@ -672,6 +766,258 @@ async fn a_page_with_a_token_cookie_receives_a_private_event() {
         anonymous.event_id().await,
         "public-2",
         "no private event without a token"
+    );
+    server.stop().await;
+}
+
+/// `--subscriber-jwt-key` of the tests of a page with a subscriber token.
+const SUBSCRIBER_SECRET: &str = "a subscriber secret";
+/// `--publisher-jwt-key` of the same tests.
+const PUBLISHER_SECRET: &str = "a publisher secret";
+
+/// A token with these claims, signed with `secret` (HS256).
+fn hs256_token(claims: Value, secret: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+/// Starts a server that checks subscriber and publisher tokens and opens the demo page on
+/// `orders/42` with a token that may see its private events (`via` the cookie or the page's
+/// token field); the page publishes from its form, with a publisher token, a public event, a
+/// private one and a public one. Returns the driver's report.
+async fn page_with_a_subscriber_token(via: &str) -> Value {
+    let flags = [
+        "--subscriber-jwt-key",
+        SUBSCRIBER_SECRET,
+        "--publisher-jwt-key",
+        PUBLISHER_SECRET,
+    ];
+    let server = Server::start(&flags).await;
+    let token = hs256_token(
+        json!({"mercure": {"subscribe": ["orders/42"]}}),
+        SUBSCRIBER_SECRET,
+    );
+    let publisher = hs256_token(
+        json!({"mercure": {"publish": ["orders/42"]}}),
+        PUBLISHER_SECRET,
+    );
+    let options = json!({"token": token, "publisher": publisher, "topic": "orders/42", "via": via});
+    // An anonymous subscriber of the same topic, beside the page.
+    let mut anonymous = server.subscribe("/events?topic=orders/42", "").await;
+    let mut driver = Driver::start("privatePage", server.addr, options).await;
+    driver.step("open").await;
+    server.wait_for_stat("subscribers", 2).await;
+    driver.go_on().await;
+    let report = driver.done().await;
+    let said: Vec<&str> = report["forms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|form| form["text"].as_str().unwrap())
+        .collect();
+    // The private event counts only the page, whose token may see it.
+    assert_eq!(
+        said,
+        [
+            "Published id public-1 to 2 subscribers.",
+            "Published id private-1 to 1 subscriber.",
+            "Published id public-2 to 2 subscribers.",
+        ]
+    );
+    assert_eq!(anonymous.event_id().await, "public-1");
+    assert_eq!(anonymous.event_id().await, "public-2");
+    assert_eq!(
+        entries(&report),
+        [
+            message("public-1", "shipped"),
+            message("private-1", "card ending 4242"),
+            message("public-2", "delivered"),
+        ],
+        "the private event too"
+    );
+    server.stop().await;
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_with_a_token_cookie_shows_private_events() {
+    let report = page_with_a_subscriber_token("cookie").await;
+    let sent: Vec<&Value> = report["subscribes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|subscribe| &subscribe["authorization"])
+        .collect();
+    assert_eq!(sent, [&Value::Null], "the cookie, not a header");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_with_a_token_pasted_sends_it_and_shows_private_events() {
+    let report = page_with_a_subscriber_token("field").await;
+    let subscribes = report["subscribes"].as_array().unwrap();
+    assert_eq!(subscribes.len(), 2, "anonymous, then with the token");
+    let sent = subscribes[1]["authorization"].as_str().unwrap();
+    assert!(sent.starts_with("Bearer ey"), "{sent:?}");
+}
+
+/// The key of Mercure's own examples, for publisher tokens.
+const MERCURE_KEY: &str = "!ChangeThisMercureHubJWTSecretKey!";
+
+/// A publisher token that may publish to every topic, signed with [`MERCURE_KEY`] (HS256).
+fn mercure_publisher_token() -> String {
+    hs256_token(json!({"mercure": {"publish": ["*"]}}), MERCURE_KEY)
+}
+
+/// `POST /.well-known/mercure` with these form fields and a publisher token; returns the id the
+/// answer's body holds.
+async fn mercure_publish(server: &Server, token: &str, fields: &[(&str, &str)]) -> String {
+    let form: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| {
+            let value = percent_encoding::utf8_percent_encode(value, NON_ALPHANUMERIC);
+            format!("{name}={value}")
+        })
+        .collect();
+    let form = form.join("&");
+    let raw = format!(
+        "POST /.well-known/mercure HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    let answer = support::request(server.addr, raw).await;
+    let body = String::from_utf8(answer.body).unwrap();
+    assert_eq!(answer.status, 200, "{body}");
+    body
+}
+
+/// The demo page in its Mercure mode subscribes with `selector` (a `syntax` of `topic` or
+/// `match_urlpattern`), shows what history holds for it and not the rest, and publishes from
+/// its form with a publisher token: with an id and a type, then with neither, then without the
+/// token, which is refused.
+async fn mercure_mode_round_trip(syntax: &str, selector: &str) {
+    let server = Server::start(&["--publisher-jwt-key", MERCURE_KEY]).await;
+    let token = mercure_publisher_token();
+    let topic = "https://example.com/books/1";
+    let held = mercure_publish(&server, &token, &[("topic", topic), ("data", "held")]).await;
+    let elsewhere = [
+        ("topic", "https://example.com/authors/1"),
+        ("data", "not a book"),
+    ];
+    mercure_publish(&server, &token, &elsewhere).await;
+    let options = json!({"syntax": syntax, "selector": selector, "topic": topic, "token": token,
+                         "id": "book-1-rev-2", "type": "update", "held": 1});
+    let mut driver = Driver::start("mercure", server.addr, options).await;
+    let subscribed = driver.step("subscribed").await;
+    assert_eq!(panels(&subscribed), [selector]);
+    server.wait_for_stat("subscribers", 1).await;
+    driver.go_on().await;
+
+    let report = driver.done().await;
+    let given = &report["given"];
+    assert_eq!(given["ok"], true, "{given}");
+    assert_eq!(given["text"], "Published id book-1-rev-2.");
+    let made = &report["made"];
+    assert_eq!(made["ok"], true, "{made}");
+    let made_id = made["id"].as_str().unwrap();
+    assert!(made_id.starts_with("urn:uuid:"), "{made}");
+    assert_eq!(made["text"], format!("Published id {made_id}."));
+    let refused = &report["refused"];
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["text"].as_str().unwrap().starts_with("Error 401: "),
+        "{refused}"
+    );
+    assert_eq!(
+        entries(&report),
+        [
+            message(&held, "held"),
+            ("book-1-rev-2".into(), "update".into(), "given an id".into()),
+            message(made_id, "id made by the hub"),
+        ]
+    );
+    assert_eq!(
+        report["query"],
+        json!([["mode", "mercure"], [syntax, selector]])
+    );
+    // The stream of the selector asked for all of history, once. (Before it, the Mercure tab
+    // opened a stream of the selector its form held then.)
+    let asked = if syntax == "topic" {
+        "topics"
+    } else {
+        "patterns"
+    };
+    let mercure: Vec<&Value> = report["subscribes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|subscribe| subscribe["path"] == "/.well-known/mercure")
+        .filter(|subscribe| subscribe[asked] == json!([selector]))
+        .collect();
+    assert_eq!(mercure.len(), 1, "{mercure:?}");
+    assert_eq!(mercure[0]["lastEventId"], EARLIEST);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mercure_mode_subscribes_to_an_exact_topic_and_publishes_with_a_token() {
+    mercure_mode_round_trip("topic", "https://example.com/books/1").await;
+}
+
+/// A URI template, Mercure 0.x's selector, which the hub matches against each update's topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mercure_mode_subscribes_with_a_uri_template() {
+    mercure_mode_round_trip("topic", "https://example.com/books/{id}").await;
+}
+
+/// A URL pattern, Mercure 1.0's selector (`match_urlpattern`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mercure_mode_subscribes_with_a_url_pattern() {
+    mercure_mode_round_trip("match_urlpattern", "https://example.com/books/:id").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_source_on_the_mercure_endpoint_gets_public_updates_with_their_ids() {
+    let server = Server::start(&["--publisher-jwt-key", MERCURE_KEY]).await;
+    let options =
+        json!({"topic": "https://example.com/orders/42", "token": mercure_publisher_token()});
+    let mut driver = Driver::start("mercureSource", server.addr, options).await;
+    driver.step("open").await;
+    // The demo page's own stream (of topic `default`) and the EventSource.
+    server.wait_for_stat("subscribers", 2).await;
+    driver.go_on().await;
+
+    let report = driver.done().await;
+    assert_eq!(report["errors"], 0);
+    let answers: Vec<(u64, &str)> = report["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|answer| {
+            (
+                answer["status"].as_u64().unwrap(),
+                answer["body"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers[1..],
+        [(200, "public-1"), (200, "private-1"), (200, "public-2")]
+    );
+    assert_eq!(answers[0].0, 401, "no token: {:?}", answers[0]);
+    for answer in &report["answers"].as_array().unwrap()[1..] {
+        assert!(
+            answer["type"].as_str().unwrap().starts_with("text/plain"),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        report["got"],
+        json!([
+            {"id": "public-1", "type": "message", "data": "shipped"},
+            {"id": "public-2", "type": "update", "data": "delivered"},
+        ]),
+        "the ids as lastEventId; the private update passed by"
     );
     server.stop().await;
 }

@@ -120,19 +120,39 @@ function waitBanner(page, kind) {
     (k) => window.banners.some((b) => b.kind === k), kind, { timeout: WAIT_MS });
 }
 
-/** Publishes from the page's own form and returns what the page says about it. */
-async function publishFromForm(page, topic, data, event = '') {
-  await page.fill('#pub-topic', topic);
+/** Publishes from the page's own form and returns what the page says about it. In the
+ *  Mercure mode `topic` goes in the Mercure topics field (one per line), and `fields` may
+ *  set id, retry, private and token. */
+async function publishFromForm(page, topic, data, event = '', fields = {}) {
+  const mercure = await page.evaluate(() => document.body.dataset.mode === 'mercure');
+  await page.fill(mercure ? '#m-pub-topic' : '#pub-topic', topic);
   await page.fill('#pub-event', event);
   await page.fill('#pub-data', data);
-  const before = await page.textContent('#pub-result');
+  await page.fill('#pub-id', fields.id ?? '');
+  await page.fill('#pub-retry', fields.retry ?? '');
+  await page.setChecked('#pub-private', fields.private ?? false);
+  await page.fill('#pub-token', fields.token ?? '');
+  await page.$eval('#pub-result', (p) => { p.textContent = ''; });
   await page.click('#publish');
   await page.waitForFunction(
-    (old) => document.querySelector('#pub-result').textContent !== old, before, { timeout: WAIT_MS });
-  return {
-    ok: await page.$eval('#pub-result', (p) => p.className === 'ok'),
-    text: await page.textContent('#pub-result'),
-  };
+    () => document.querySelector('#pub-result').textContent !== '', null, { timeout: WAIT_MS });
+  return page.$eval('#pub-result', (p) => ({
+    ok: p.className === 'ok',
+    text: p.textContent,
+    id: p.dataset.id ?? null,
+  }));
+}
+
+/** Waits until every panel's stream is open; failing, says what the panels' errors say. */
+async function waitOpen(page) {
+  try {
+    await waitState(page, 'open');
+  } catch (err) {
+    const said = await page.$$eval('#log .panel', (panels) => panels.map((p) =>
+      `${p.dataset.topic}: ${p.querySelector('.pstate').textContent} `
+        + `${p.querySelector('.perror').textContent}`)).catch(() => []);
+    throw new Error(`the page's streams did not open: ${said.join('; ') || err.message}`);
+  }
 }
 
 // ---- scenarios --------------------------------------------------------------------
@@ -285,9 +305,121 @@ const scenarios = {
     return await page.evaluate(() => window.stream);
   },
 
+  /** Events of any type show with their type, with no type named beforehand: the test
+   *  publishes some with curl and JSON, the page one from its form. */
+  async types(page, base) {
+    await page.goto(`${base}/?topic=news`);
+    await waitOpen(page);
+    await step('subscribed'); // the test publishes events of its own types
+    await waitEntries(page, 2);
+    const form = await publishFromForm(page, 'news', 'from the form', 'note');
+    await waitEntries(page, 3);
+    return { form, entries: await entries(page) };
+  },
+
+  /** What history holds shows when the page opens. `held` is how many events it holds. */
+  async history(page, base, { held }) {
+    await page.goto(`${base}/?topic=news`);
+    await waitOpen(page);
+    await waitEntries(page, held);
+    await step('shown', { entries: await entries(page) }); // the test publishes one more
+    await waitEntries(page, held + 1);
+    return { entries: await entries(page) };
+  },
+
+  /** The Mercure mode: subscribe with `selector` (as `syntax`: topic or match_urlpattern),
+   *  then publish from the page's form to `topic` with the publisher `token`, once with `id`
+   *  and `type`, once with neither. `held` events are in history before the page opens. */
+  async mercure(page, base, { syntax, selector, topic, token, id, type, held = 0 }) {
+    await page.goto(`${base}/`);
+    await waitOpen(page);
+    await page.click('#mode-mercure');
+    await page.selectOption('#m-syntax', syntax);
+    await page.fill('#m-selectors', selector);
+    await page.click('#subscribe');
+    await waitOpen(page);
+    await waitEntries(page, held);
+    await step('subscribed', { panels: await panels(page) }); // the test waits for the stream
+    const given = await publishFromForm(page, topic, 'given an id', type, { id, token });
+    await waitEntries(page, held + 1);
+    const made = await publishFromForm(page, topic, 'id made by the hub', '', { token });
+    await waitEntries(page, held + 2);
+    const refused = await publishFromForm(page, topic, 'no token');
+    return {
+      given,
+      made,
+      refused,
+      query: await page.evaluate(() => [...new URLSearchParams(location.search)]),
+      panels: await panels(page),
+      entries: await entries(page),
+    };
+  },
+
+  /** A plain EventSource on /.well-known/mercure, made on the demo page, and updates published
+   *  with fetch and the publisher `token`: public, private, public. */
+  async mercureSource(page, base, { topic, token }) {
+    await page.goto(`${base}/`);
+    await page.evaluate((topic) => {
+      window.stream = { opened: false, errors: 0, got: [] };
+      const source = new EventSource(`/.well-known/mercure?topic=${encodeURIComponent(topic)}`);
+      source.onopen = () => { window.stream.opened = true; };
+      source.onerror = () => { window.stream.errors++; };
+      const got = (e) => { window.stream.got.push({ id: e.lastEventId, type: e.type, data: e.data }); };
+      source.onmessage = got;
+      source.addEventListener('update', got);
+    }, topic);
+    await page.waitForFunction(() => window.stream.opened, null, { timeout: WAIT_MS });
+    await step('open'); // the test waits for the subscriber
+    const answers = await page.evaluate(async ({ topic, token }) => {
+      const publish = async (fields, bearer) => {
+        const res = await fetch('/.well-known/mercure', {
+          method: 'POST',
+          headers: bearer ? { Authorization: `Bearer ${bearer}` } : {},
+          body: new URLSearchParams([['topic', topic], ...fields]),
+        });
+        return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
+      };
+      return [
+        await publish([['data', 'no token'], ['id', 'anonymous-1']], null),
+        await publish([['data', 'shipped'], ['id', 'public-1']], token),
+        await publish([['data', 'card ending 4242'], ['id', 'private-1'], ['private', 'on']], token),
+        await publish([['data', 'delivered'], ['id', 'public-2'], ['type', 'update']], token),
+      ];
+    }, { topic, token });
+    await page.waitForFunction(() => window.stream.got.length >= 2, null, { timeout: WAIT_MS });
+    return { answers, ...await page.evaluate(() => window.stream) };
+  },
+
+  /** The demo page with a subscriber `token`, from the `mercureAuthorization` cookie (`via`
+   *  cookie) or pasted into its token field (`via` field), shows private events of `topic`;
+   *  it publishes them from its form with the `publisher` token: public, private, public. */
+  async privatePage(page, base, { token, publisher, topic, via }) {
+    if (via === 'cookie') {
+      await page.context().addCookies([{ name: 'mercureAuthorization', value: token, url: base }]);
+    }
+    await page.goto(`${base}/?topic=${encodeURIComponent(topic)}`);
+    await waitOpen(page);
+    if (via === 'field') {
+      await page.fill('#sub-token', token);
+      await page.click('#subscribe'); // opens the stream again, with the token
+      await waitOpen(page);
+    }
+    await step('open'); // the test waits for the page's one stream
+    const forms = [];
+    for (const [id, data, isPrivate] of [
+      ['public-1', 'shipped', false],
+      ['private-1', 'card ending 4242', true],
+      ['public-2', 'delivered', false],
+    ]) {
+      forms.push(await publishFromForm(page, topic, data, '', { id, private: isPrivate, token: publisher }));
+    }
+    await waitEntries(page, 3);
+    return { forms, entries: await entries(page) };
+  },
+
   /** The demo page with a few events in each of three topics' panels, as a picture. */
   async screenshot(page, base, { path }) {
-    await page.goto(`${base}/?topic=news&topic=sport&topic=alerts&type=score`);
+    await page.goto(`${base}/?topic=news&topic=sport&topic=alerts`);
     await waitState(page, 'open');
     await step('subscribed'); // the test publishes a few events
     await waitEntries(page, 8);
@@ -296,6 +428,7 @@ const scenarios = {
     await page.waitForFunction(
       () => document.querySelector('#subscribers').textContent === '3', null, { timeout: WAIT_MS });
     await page.waitForFunction(() => document.querySelectorAll('#stats div').length > 0);
+    await page.evaluate(() => window.scrollTo(0, 0)); // clicking Publish scrolled down to it
     await page.screenshot({ path });
     return { form, panels: await panels(page), entries: await entries(page), path };
   },
@@ -344,15 +477,22 @@ async function main() {
   page.on('response', (response) => {
     // The fan-out scenario makes hundreds of subscribes; they are not reported.
     const request = response.request();
-    if (name === 'fanout' || new URL(request.url()).pathname !== '/events') return;
-    // allHeaders() has what went on the wire (Blink adds Last-Event-ID below the page), known
-    // for a request that was answered; attempts that failed to connect are not reported.
+    const url = new URL(request.url());
+    const path = url.pathname;
+    if (name === 'fanout' || request.method() !== 'GET') return;
+    if (path !== '/events' && path !== '/.well-known/mercure') return;
+    // allHeaders() has what went on the wire (Blink adds an EventSource's Last-Event-ID below
+    // the page), known for a request that was answered; attempts that failed to connect are
+    // not reported.
     const unknown = new Promise((resolve) => setTimeout(resolve, 2000, null));
     subscribes.push(Promise.race([request.allHeaders(), unknown]).then((headers) => ({
       url: request.url(),
-      topics: new URL(request.url()).searchParams.getAll('topic'),
+      path,
+      topics: url.searchParams.getAll('topic'),
+      patterns: url.searchParams.getAll('match_urlpattern'),
       status: response.status(),
       lastEventId: headers ? headers['last-event-id'] ?? null : '(headers unknown)',
+      authorization: headers ? headers.authorization ?? null : '(headers unknown)',
     })));
   });
   const report = await scenario(page, base, JSON.parse(options));
