@@ -978,9 +978,44 @@ async fn mercure_mode_subscribes_with_a_url_pattern() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_source_on_the_mercure_endpoint_gets_public_updates_with_their_ids() {
+    // Mercure 0.x: a URI template, and a publisher token with `mercure.publish`.
+    let template = ["topic", "https://example.com/orders/{id}"];
+    mercure_event_source(json!(template), mercure_publisher_token()).await;
+    // Mercure 1.0: a URL pattern, and an RFC 9068 access token with authorization details.
+    let pattern = ["match_urlpattern", "https://example.com/orders/:id"];
+    mercure_event_source(json!(pattern), mercure_access_token("publish", "*")).await;
+}
+
+/// A Mercure 1.0 access token (HS256, `typ: at+jwt`) allowing `action` on topics matching
+/// `pattern` (a URL pattern), valid for an hour.
+fn mercure_access_token(action: &str, pattern: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": "https://example.com", "aud": "https://hub.example/.well-known/mercure",
+        "sub": "urn:uuid:bb3de268-05b0-4c65-b44e-8f9acefc29d6", "client_id": "https://example.com",
+        "iat": now, "exp": now + 3600, "jti": "urn:uuid:e70ff8d7-59d5-4a92-b0b7-505e8f6d09fa",
+        "authorization_details": [{
+            "type": "https://mercure.rocks/authorization-detail",
+            "actions": [action],
+            "topics": [{"match": pattern, "match_type": "urlpattern"}],
+        }],
+    });
+    let mut header = jsonwebtoken::Header::default();
+    header.typ = Some("at+jwt".into());
+    let key = jsonwebtoken::EncodingKey::from_secret(MERCURE_KEY.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// A plain EventSource subscribed with `selector` receives the public updates to
+/// `https://example.com/orders/42` published with `fetch` and `token`, not the private one,
+/// and no update without a token is published.
+async fn mercure_event_source(selector: Value, token: String) {
     let server = Server::start(&["--publisher-jwt-key", MERCURE_KEY]).await;
     let options =
-        json!({"topic": "https://example.com/orders/42", "token": mercure_publisher_token()});
+        json!({"topic": "https://example.com/orders/42", "selector": selector, "token": token});
     let mut driver = Driver::start("mercureSource", server.addr, options).await;
     driver.step("open").await;
     // The demo page's own stream (of topic `default`) and the EventSource.

@@ -355,19 +355,20 @@ const scenarios = {
     };
   },
 
-  /** A plain EventSource on /.well-known/mercure, made on the demo page, and updates published
-   *  with fetch and the publisher `token`: public, private, public. */
-  async mercureSource(page, base, { topic, token }) {
+  /** A plain EventSource on /.well-known/mercure with one `selector` (a [name, value] query
+   *  pair), made on the demo page, and updates to `topic` published with fetch and the
+   *  publisher `token`: public, private, public. */
+  async mercureSource(page, base, { topic, selector, token }) {
     await page.goto(`${base}/`);
-    await page.evaluate((topic) => {
+    await page.evaluate((selector) => {
       window.stream = { opened: false, errors: 0, got: [] };
-      const source = new EventSource(`/.well-known/mercure?topic=${encodeURIComponent(topic)}`);
+      const source = new EventSource(`/.well-known/mercure?${new URLSearchParams([selector])}`);
       source.onopen = () => { window.stream.opened = true; };
       source.onerror = () => { window.stream.errors++; };
       const got = (e) => { window.stream.got.push({ id: e.lastEventId, type: e.type, data: e.data }); };
       source.onmessage = got;
       source.addEventListener('update', got);
-    }, topic);
+    }, selector);
     await page.waitForFunction(() => window.stream.opened, null, { timeout: WAIT_MS });
     await step('open'); // the test waits for the subscriber
     const answers = await page.evaluate(async ({ topic, token }) => {
