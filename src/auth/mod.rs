@@ -56,11 +56,14 @@ pub enum KeyError {
     EmptySecret,
 }
 
-/// Why a token was refused: each answers `401`.
+/// Why a token was refused: `Missing` and `BadHeader` are about how it was presented, the
+/// others about the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("a token is required")]
     Missing,
+    #[error("expected one Authorization header: Bearer and a token")]
+    BadHeader,
     #[error("the token is malformed")]
     Malformed,
     #[error("the token's signature is not valid")]
@@ -236,10 +239,10 @@ fn is_access_token(typ: Option<&str>) -> bool {
 
 /// The token of an `Authorization: Bearer <token>` header value.
 pub fn bearer(header: &[u8]) -> Result<&str, TokenError> {
-    let text = std::str::from_utf8(header).map_err(|_| TokenError::Malformed)?;
-    let (scheme, token) = text.trim().split_once(' ').ok_or(TokenError::Malformed)?;
+    let text = std::str::from_utf8(header).map_err(|_| TokenError::BadHeader)?;
+    let (scheme, token) = text.trim().split_once(' ').ok_or(TokenError::BadHeader)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(TokenError::Malformed);
+        return Err(TokenError::BadHeader);
     }
     Ok(token.trim())
 }
@@ -482,9 +485,9 @@ mod tests {
     fn bearer_headers() {
         assert_eq!(bearer(b"Bearer abc.def.ghi"), Ok("abc.def.ghi"));
         assert_eq!(bearer(b"bearer  abc "), Ok("abc"));
-        assert_eq!(bearer(b"Basic abc"), Err(TokenError::Malformed));
-        assert_eq!(bearer(b"Bearer"), Err(TokenError::Malformed));
-        assert_eq!(bearer(b"Bearer \xff"), Err(TokenError::Malformed));
+        assert_eq!(bearer(b"Basic abc"), Err(TokenError::BadHeader));
+        assert_eq!(bearer(b"Bearer"), Err(TokenError::BadHeader));
+        assert_eq!(bearer(b"Bearer \xff"), Err(TokenError::BadHeader));
     }
 
     #[test]

@@ -110,8 +110,8 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
     })
 }
 
-/// The token a request presents: its `Authorization` header's, else `in_query`, else a
-/// cookie's.
+/// The token a request presents: its `Authorization` header's (one, and well formed), else
+/// `in_query`, else a cookie's.
 fn presented_token(
     request: &httparse::Request<'_, '_>,
     in_query: Option<String>,
@@ -121,6 +121,9 @@ fn presented_token(
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("authorization"));
     if let Some(header) = authorization.next() {
+        if authorization.next().is_some() {
+            return Err(TokenError::BadHeader);
+        }
         return Ok(Some(auth::bearer(header.value)?.to_owned()));
     }
     if in_query.is_some() {
@@ -202,7 +205,11 @@ mod tests {
         );
         assert_eq!(
             token(b"GET /events HTTP/1.1\r\nAuthorization: Basic x\r\n\r\n"),
-            Err(SubscribeError::Token(TokenError::Malformed))
+            Err(SubscribeError::Token(TokenError::BadHeader))
+        );
+        assert_eq!(
+            token(b"GET /events HTTP/1.1\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n"),
+            Err(SubscribeError::Token(TokenError::BadHeader))
         );
     }
 
