@@ -10,7 +10,7 @@ use clap::Parser;
 
 use jsonwebtoken::Algorithm;
 
-use crate::auth::{KeyError, Secret, Verifier};
+use crate::auth::{Expected, KeyError, Secret, Verifier};
 use crate::broadcast;
 
 /// The largest `--max-body-bytes`.
@@ -225,6 +225,17 @@ pub struct Config {
           value_parser = parse_algorithm)]
     pub jwt_algorithm: Algorithm,
 
+    /// The issuer a Mercure 1.0 access token (header typ at+jwt) must name in its iss claim,
+    /// exactly (e.g. https://example.com); unset, any. Mercure 0.x tokens are not checked.
+    #[arg(long, env = "SSECAST_JWT_ISSUER", value_parser = parse_claim)]
+    pub jwt_issuer: Option<String>,
+
+    /// What a Mercure 1.0 access token's aud claim (a string or a list of strings) must
+    /// include: this hub's identifier, e.g. https://hub.example.com/.well-known/mercure;
+    /// unset, any. Mercure 0.x tokens are not checked.
+    #[arg(long, env = "SSECAST_JWT_AUDIENCE", value_parser = parse_claim)]
+    pub jwt_audience: Option<String>,
+
     /// Bytes of history kept for all topics together; past it the oldest events go first.
     #[arg(long, env = "SSECAST_HISTORY_BYTES", default_value_t = 64 << 20,
           value_parser = clap::value_parser!(u64).range(1024..=(1 << 40)))]
@@ -288,17 +299,21 @@ impl Config {
 
     /// The verifier of subscriber tokens, if subscribers may present one.
     pub fn subscriber_verifier(&self) -> Result<Option<Verifier>, KeyError> {
-        self.subscriber_jwt_key
-            .as_ref()
-            .map(|key| Verifier::new(key, self.jwt_algorithm))
-            .transpose()
+        self.verifier(self.subscriber_jwt_key.as_ref())
     }
 
     /// The verifier of publish tokens, if publishing needs one.
     pub fn publisher_verifier(&self) -> Result<Option<Verifier>, KeyError> {
-        self.publisher_jwt_key
-            .as_ref()
-            .map(|key| Verifier::new(key, self.jwt_algorithm))
+        self.verifier(self.publisher_jwt_key.as_ref())
+    }
+
+    /// A verifier with `key`, if there is one.
+    fn verifier(&self, key: Option<&Secret>) -> Result<Option<Verifier>, KeyError> {
+        let expected = || Expected {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        };
+        key.map(|key| Verifier::new(key, self.jwt_algorithm, expected()))
             .transpose()
     }
 
@@ -376,6 +391,14 @@ fn parse_secret(text: &str) -> Result<Secret, String> {
         return Err("must not be empty".into());
     }
     Ok(Secret::new(text.to_owned()))
+}
+
+/// An expected `iss` or `aud`: compared exactly, so surrounding spaces are a mistake.
+fn parse_claim(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.trim() != text || text.contains(|c: char| c.is_control()) {
+        return Err("must be non-empty, without surrounding spaces or control characters".into());
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
@@ -527,6 +550,37 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(small.check(), Err(ConfigError::BudgetBelowBody(100, 200)));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_expected_of_both_verifiers() {
+        let config = Config::try_parse_from(["ssecast", "--subscriber-jwt-key", "s"]).unwrap();
+        assert_eq!((config.jwt_issuer, config.jwt_audience), (None, None));
+        let config = Config::try_parse_from([
+            "ssecast",
+            "--jwt-issuer",
+            "https://example.com",
+            "--jwt-audience",
+            "https://hub.example.com/.well-known/mercure",
+            "--publisher-jwt-key",
+            "p",
+            "--subscriber-jwt-key",
+            "s",
+        ])
+        .unwrap();
+        for verifier in [config.publisher_verifier(), config.subscriber_verifier()] {
+            let shown = format!("{:?}", verifier.unwrap().unwrap());
+            assert!(
+                shown.contains("\"https://example.com\"")
+                    && shown.contains("\"https://hub.example.com/.well-known/mercure\""),
+                "{shown}"
+            );
+        }
+        for flag in ["--jwt-issuer", "--jwt-audience"] {
+            for value in ["", " https://example.com", "a\tb"] {
+                assert!(refused(&[flag, value]).contains(flag), "{flag} {value:?}");
+            }
+        }
     }
 
     #[test]

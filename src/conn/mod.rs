@@ -30,8 +30,9 @@ use self::head::{HeadError, MAX_HEADERS};
 use crate::address::{Addresses, Admission};
 use crate::auth::{Grants, TokenError, Verifier};
 use crate::broadcast::{Broadcaster, Refused, TopicRefused};
+use crate::http;
 use crate::http::cors::Cors;
-use crate::http::{self, error};
+use crate::http::error::{self, Challenge};
 use crate::sse::subscribe::{self, Subscribe, SubscribeError};
 
 /// The most unread input a refused connection reads and discards before it closes.
@@ -97,7 +98,7 @@ pub async fn serve(
         {
             return match request {
                 Ok(request) => start_stream(io, peer, request, admission, &front).await,
-                Err(SubscribeError::Token(e)) => unauthorized(io, e).await,
+                Err(SubscribeError::Token(e)) => refuse_token(io, e).await,
                 Err(e) => {
                     debug!(error = %e, "subscribe refused");
                     let answer = error::raw(StatusCode::BAD_REQUEST, &e.to_string(), &[]);
@@ -146,15 +147,12 @@ fn subscribe_request(head: &[u8]) -> Option<Result<Subscribe, subscribe::Subscri
     subscribe::is_subscribe(&request).then(|| subscribe::parse(&request))
 }
 
-/// Answers a subscribe whose token was refused `401`, with the challenge of RFC 6750.
-async fn unauthorized(io: TcpStream, error: TokenError) {
+/// Answers a subscribe whose token was refused with the status and challenge of RFC 6750.
+async fn refuse_token(io: TcpStream, error: TokenError) {
     debug!(error = %error, "subscribe refused");
-    let challenge = match error {
-        TokenError::Missing => "Bearer",
-        _ => "Bearer error=\"invalid_token\"",
-    };
-    let headers = [("www-authenticate", challenge)];
-    let answer = error::raw(StatusCode::UNAUTHORIZED, &error.to_string(), &headers);
+    let challenge = Challenge::from(error);
+    let headers = [("www-authenticate", challenge.header())];
+    let answer = error::raw(challenge.status(), &error.to_string(), &headers);
     answer_and_close(io, &answer).await;
 }
 
@@ -183,7 +181,7 @@ async fn start_stream(
     let origin = request.origin.take();
     let grants = match authorize(&mut request, front) {
         Ok(grants) => grants,
-        Err(e) => return unauthorized(io, e).await,
+        Err(e) => return refuse_token(io, e).await,
     };
     let prepared = front
         .broadcaster

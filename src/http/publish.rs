@@ -23,7 +23,8 @@ use serde_json::value::RawValue;
 use tokio::time::{timeout_at, Instant};
 
 use super::budget::{Busy, Hold};
-use super::{error, json, Context};
+use super::error::{self, Challenge};
+use super::{json, Context};
 use crate::address::ClientAddress;
 use crate::auth::{self, TokenError};
 use crate::broadcast::{Broadcaster, Published, Refused};
@@ -94,8 +95,8 @@ impl PublishError {
             }
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unauthorized(why) => Challenge::from(*why).status(),
+            Self::Forbidden(_) => Challenge::InsufficientScope.status(),
             Self::Refused(Refused::DuplicateId) | Self::Cluster(ClusterError::DuplicateId) => {
                 StatusCode::CONFLICT
             }
@@ -103,6 +104,15 @@ impl PublishError {
             Self::Refused(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Interrupted => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of a refusal about the token, if it is one.
+    pub fn challenge(&self) -> Option<Challenge> {
+        match self {
+            Self::Unauthorized(why) => Some(Challenge::from(*why)),
+            Self::Forbidden(_) => Some(Challenge::InsufficientScope),
+            _ => None,
         }
     }
 }
@@ -164,8 +174,11 @@ pub async fn handle(
             if let PublishError::Busy | PublishError::Cluster(ClusterError::Unreachable(_)) = e {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
-            if let PublishError::Unauthorized(why) = e {
-                headers.insert(WWW_AUTHENTICATE, challenge(why));
+            if let Some(challenge) = e.challenge() {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge.header()),
+                );
             }
             // The body is left unread (part of it, or all): nothing else can follow on this
             // connection.
@@ -186,12 +199,17 @@ async fn publish(
     dialect: Dialect,
     deadline: Instant,
 ) -> Result<Outcome, PublishError> {
-    // A publisher that may not publish at all is refused before its body is read.
+    // A publisher that may not publish at all is refused before its body is read. Only the
+    // Authorization header is read: Mercure reads a cookie only from origins listed as allowed
+    // to publish (none by default), and ssecast lists none.
     let grants = match &context.publisher {
         Some(verifier) => {
-            let header = request.headers().get(AUTHORIZATION);
-            let token = header.ok_or(TokenError::Missing)?.as_bytes();
-            Some(verifier.verify(auth::bearer(token)?)?)
+            let mut headers = request.headers().get_all(AUTHORIZATION).iter();
+            let header = headers.next().ok_or(TokenError::Missing)?;
+            if headers.next().is_some() {
+                return Err(TokenError::BadHeader.into());
+            }
+            Some(verifier.verify(auth::bearer(header.as_bytes())?)?)
         }
         None => None,
     };
@@ -283,14 +301,6 @@ fn text(id: String) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// The `WWW-Authenticate` challenge for a refused token (RFC 6750).
-fn challenge(why: TokenError) -> HeaderValue {
-    match why {
-        TokenError::Missing => HeaderValue::from_static("Bearer"),
-        _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
-    }
 }
 
 /// What a body holds, validated: one event, or a batch of them.

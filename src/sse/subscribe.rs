@@ -12,8 +12,9 @@
 //! point comes from the `Last-Event-ID` header, which a browser's `EventSource` sends when it
 //! reconnects, or from `lastEventId` in the query for clients that cannot set headers; the
 //! header wins when both are present, since it is the newer of the two. A token comes from an
-//! `Authorization: Bearer` header, else the `authorization` query parameter, else the
-//! `mercureAuthorization` cookie (a browser's `EventSource` can send only the cookie).
+//! `Authorization: Bearer` header, else the `authorization` query parameter (Mercure 0.x), else
+//! a cookie of [`TOKEN_COOKIES`] (a browser's `EventSource` can send only a cookie); cookies are
+//! ignored when the header is present, as Mercure 1.0 asks.
 
 use super::topic::{TopicError, DEFAULT_TOPIC};
 use crate::auth::{self, TokenError};
@@ -38,8 +39,9 @@ pub struct Subscribe {
     pub origin: Option<String>,
 }
 
-/// The cookie a subscriber's token may come in.
-pub const TOKEN_COOKIE: &str = "mercureAuthorization";
+/// The cookies a subscriber's token may come in, the first present winning: Mercure 1.0's
+/// name, then Mercure 0.x's.
+pub const TOKEN_COOKIES: [&str; 2] = ["__Secure-mercure_access_token", "mercureAuthorization"];
 
 /// Why a subscribe request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,11 +100,7 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
             .iter()
             .find(move |h| h.name.eq_ignore_ascii_case(name))
     };
-    if let Some(authorization) = header("authorization") {
-        token = Some(auth::bearer(authorization.value)?.to_owned());
-    } else if token.is_none() {
-        token = header("cookie").and_then(|cookie| token_cookie(cookie.value));
-    }
+    let token = presented_token(request, token)?;
     if let Some(resume) = header("last-event-id").filter(|h| !h.value.is_empty()) {
         let value =
             std::str::from_utf8(resume.value).map_err(|_| SubscribeError::LastEventIdNotUtf8)?;
@@ -120,12 +118,42 @@ pub fn parse(request: &httparse::Request<'_, '_>) -> Result<Subscribe, Subscribe
     })
 }
 
-/// The token in a `Cookie` header's value, if it has one.
-fn token_cookie(cookies: &[u8]) -> Option<String> {
+/// The token a request presents: its `Authorization` header's (one, and well formed), else
+/// `in_query`, else a cookie's.
+fn presented_token(
+    request: &httparse::Request<'_, '_>,
+    in_query: Option<String>,
+) -> Result<Option<String>, TokenError> {
+    let mut authorization = request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("authorization"));
+    if let Some(header) = authorization.next() {
+        if authorization.next().is_some() {
+            return Err(TokenError::BadHeader);
+        }
+        return Ok(Some(auth::bearer(header.value)?.to_owned()));
+    }
+    if in_query.is_some() {
+        return Ok(in_query);
+    }
+    let cookies = request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("cookie"));
+    Ok(TOKEN_COOKIES.iter().find_map(|name| {
+        cookies
+            .clone()
+            .find_map(|cookie| token_cookie(cookie.value, name))
+    }))
+}
+
+/// The value of the cookie `name` in a `Cookie` header's value, if it has one.
+fn token_cookie(cookies: &[u8], name: &str) -> Option<String> {
     let cookies = std::str::from_utf8(cookies).ok()?;
     cookies.split(';').find_map(|cookie| {
-        let (name, value) = cookie.trim().split_once('=')?;
-        (name == TOKEN_COOKIE && !value.is_empty()).then(|| value.trim_matches('"').to_owned())
+        let (key, value) = cookie.trim().split_once('=')?;
+        (key == name && !value.is_empty()).then(|| value.trim_matches('"').to_owned())
     })
 }
 
@@ -188,7 +216,46 @@ mod tests {
         );
         assert_eq!(
             token(b"GET /events HTTP/1.1\r\nAuthorization: Basic x\r\n\r\n"),
-            Err(SubscribeError::Token(TokenError::Malformed))
+            Err(SubscribeError::Token(TokenError::BadHeader))
+        );
+        assert_eq!(
+            token(b"GET /events HTTP/1.1\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n"),
+            Err(SubscribeError::Token(TokenError::BadHeader))
+        );
+    }
+
+    #[test]
+    fn mercure_1_0s_cookie_comes_before_0_x_s_and_after_the_header() {
+        let token = |head: &str| parsed(head.as_bytes()).1.map(|sub| sub.token);
+        let new = "__Secure-mercure_access_token=n.e.w";
+        let old = "mercureAuthorization=o.l.d";
+        let get = "GET /events HTTP/1.1\r\n";
+        assert_eq!(
+            token(&format!("{get}Cookie: a=b; {new}\r\n\r\n")),
+            Ok(Some("n.e.w".into()))
+        );
+        for cookies in [format!("{old}; {new}"), format!("{new}; {old}")] {
+            assert_eq!(
+                token(&format!("{get}Cookie: {cookies}\r\n\r\n")),
+                Ok(Some("n.e.w".into())),
+                "{cookies}"
+            );
+        }
+        assert_eq!(
+            token(&format!("{get}Cookie: {old}\r\nCookie: {new}\r\n\r\n")),
+            Ok(Some("n.e.w".into()))
+        );
+        assert_eq!(
+            token(&format!(
+                "{get}Cookie: {new}\r\nAuthorization: Bearer h.ea.der\r\n\r\n"
+            )),
+            Ok(Some("h.ea.der".into()))
+        );
+        assert_eq!(
+            token(&format!(
+                "{get}Cookie: __Secure-mercure_access_token=\r\n\r\n"
+            )),
+            Ok(None)
         );
     }
 
