@@ -1003,8 +1003,10 @@ fn mercure_access_token(action: &str, pattern: &str) -> String {
             "topics": [{"match": pattern, "match_type": "urlpattern"}],
         }],
     });
-    let mut header = jsonwebtoken::Header::default();
-    header.typ = Some("at+jwt".into());
+    let header = jsonwebtoken::Header {
+        typ: Some("at+jwt".into()),
+        ..Default::default()
+    };
     let key = jsonwebtoken::EncodingKey::from_secret(MERCURE_KEY.as_bytes()).unwrap();
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
