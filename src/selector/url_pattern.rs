@@ -11,6 +11,10 @@ use urlpattern::parser::RegexSyntax;
 use urlpattern::regexp::RegExp;
 use urlpattern::{UrlPattern as Compiled, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
 
+/// The most bytes one component's compiled expression may take: a pattern past it is refused
+/// before it costs more (compiling runs on the front-end thread).
+const COMPILED_BYTES: usize = 256 * 1024;
+
 /// The URL relative patterns and topics are resolved against.
 pub const BASE: &str = "https://localhost/.well-known/mercure";
 
@@ -32,6 +36,7 @@ impl RegExp for LiteRegex {
     fn parse(pattern: &str, flags: &str, _force_eval: bool) -> Result<Self, ()> {
         regex_lite::RegexBuilder::new(pattern)
             .case_insensitive(flags.contains('i'))
+            .size_limit(COMPILED_BYTES)
             .build()
             .map(Self)
             .map_err(|_| ())
@@ -127,5 +132,7 @@ mod tests {
         assert!(UrlPattern::parse("https://example.com/books/:id(").is_err());
         // Look-around is not linear: the regex engine refuses it.
         assert!(UrlPattern::parse("https://example.com/(?=a)").is_err());
+        // A pattern whose expression would be huge is refused, not compiled.
+        assert!(UrlPattern::parse("/:a(((a{100}){100}){100})").is_err());
     }
 }
