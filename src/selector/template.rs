@@ -24,6 +24,10 @@ const RESERVED: &str = r"!#$&-,/:;=?@\[\]";
 /// A URI template, compiled.
 #[derive(Debug, Clone)]
 pub struct Template {
+    /// The text before its first expression, which every topic it matches begins with: most
+    /// topics are told apart by it without running the expression (regex-lite's matcher
+    /// takes about a microsecond a topic).
+    prefix: Box<str>,
     regex: Regex,
 }
 
@@ -159,12 +163,13 @@ impl Template {
             .size_limit(COMPILED_BYTES)
             .build()
             .map_err(|_| TemplateError::TooLarge)?;
-        Ok(Self { regex })
+        let prefix = text[..text.find('{').unwrap_or(text.len())].into();
+        Ok(Self { prefix, regex })
     }
 
     /// Whether `topic` matches the template.
     pub fn matches(&self, topic: &str) -> bool {
-        self.regex.is_match(topic)
+        topic.starts_with(&*self.prefix) && self.regex.is_match(topic)
     }
 }
 
