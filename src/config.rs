@@ -111,6 +111,12 @@ pub struct Config {
     #[arg(long, env = "SSECAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: ListenAddress,
 
+    /// Share the listening port with other processes that set it too (`SO_REUSEPORT`): the
+    /// kernel spreads new connections over them. Join them with `--redis` so that a publish to
+    /// any reaches the subscribers of all.
+    #[arg(long, env = "SSECAST_REUSE_PORT")]
+    pub reuse_port: bool,
+
     /// A second address serving only publish, health and stats, kept reachable at the open-file
     /// limit; when set, the public address serves no publish.
     #[arg(long, env = "SSECAST_INTERNAL_LISTEN")]

@@ -288,3 +288,22 @@ async fn debug_logs_show_each_connection() {
     }
     assert!(seen[1].contains("topics=2"), "{}", seen[1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_with_reuse_port_share_one_port_and_the_kernel_spreads_connections() {
+    let (_first, first, _log) = spawn_binary("", "--listen 127.0.0.1:0 --reuse-port").await;
+    let shared = format!("--listen {} --reuse-port", first.addr);
+    let (_second, second, _log2) = spawn_binary("", &shared).await;
+    assert_eq!(first.addr, second.addr);
+    // Each request is a new connection from a new source port; the kernel hashes those over
+    // the two listeners, so forty of them all reaching one process has odds of 2^-39.
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        pids.insert(first.stats().await["pid"].as_u64().unwrap());
+    }
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    // Without the flag the port is taken.
+    let taken = first.addr.to_string();
+    let (status, stderr) = run_to_exit(&["--listen", &taken]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+}
