@@ -147,7 +147,7 @@ impl Count {
     }
 }
 
-/// What [`Broadcaster::commit`] needs of an event besides its id and frame.
+/// What [`Inner::commit`] needs of an event besides its id and frame.
 struct Stamped<'a> {
     /// Its topics.
     topics: &'a Topics,
@@ -498,7 +498,8 @@ impl Broadcaster {
             private,
             ask: false,
         };
-        self.commit(&mut hub, stamped, |_| (id, frame), Instant::now())?;
+        self.inner
+            .commit(&mut hub, stamped, |_| (id, frame), Instant::now())?;
         self.inner.count_topics(&hub);
         drop(hub);
         self.inner.stats.events_published.fetch_add(1, Relaxed);
@@ -549,74 +550,7 @@ impl Broadcaster {
             let frame = event::encode(&id, event);
             (id, frame)
         };
-        self.commit(hub, stamped, frame, now)
-    }
-
-    /// Numbers and holds one event and sends it to every shard, with the hub held; `frame`
-    /// gives its id and frame. Returns its id and its count of subscribers, or the shards'
-    /// answers to come.
-    fn commit(
-        &self,
-        hub: &mut Hub,
-        stamped: Stamped<'_>,
-        frame: impl FnOnce(&mut Hub) -> (String, Bytes),
-        now: Instant,
-    ) -> Result<(String, Count), Refused> {
-        let topics = hub.registry.intern_all(stamped.topics, None, now)?;
-        let topics = hub.registry.with_patterns(topics);
-        let (id, frame) = frame(hub);
-        hub.seq += 1;
-        let publication = Arc::new(Publication {
-            seq: hub.seq,
-            topics,
-            frame,
-            published_at: now,
-            audience: match stamped.private {
-                false => Audience::Everyone,
-                true => {
-                    Audience::Allowed(stamped.topics.iter().map(|t| t.as_str().into()).collect())
-                }
-            },
-        });
-        let mut freed = Vec::new();
-        let Hub {
-            registry, ledger, ..
-        } = hub;
-        registry.published(&publication.topics, publication.seq, now);
-        ledger.push(publication.clone(), |evicted| {
-            registry.evicted(&evicted.topics, evicted.seq, &mut freed)
-        });
-        let known = match stamped.ask {
-            // Nobody waits for the count.
-            false => Some(0),
-            true => {
-                let topics = publication.topics.iter().copied();
-                let mut with_subscribers = registry.subscribers(topics).filter(|&n| n > 0);
-                match (with_subscribers.next(), with_subscribers.next()) {
-                    (None, _) => Some(0),
-                    (Some(n), None) if !stamped.private => Some(u64::from(n)),
-                    _ => None,
-                }
-            }
-        };
-        // Sent while the hub is held, so every shard sees publications in `Seq` order, and a
-        // freed id is forgotten before it can be reused.
-        let mut replies = Vec::new();
-        for shard in self.inner.shards.iter() {
-            let reply = known.is_none().then(|| {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                replies.push(answer);
-                reply
-            });
-            let publish = Command::Publish {
-                publication: publication.clone(),
-                floor: ledger.floor(),
-                reply,
-            };
-            self.inner.send(shard, publish)?;
-        }
-        self.inner.forget(freed)?;
-        Ok((id, known.map_or(Count::Asked(replies), Count::Known)))
+        self.inner.commit(hub, stamped, frame, now)
     }
 
     /// Frees the topics without subscribers unused for the idle time.
@@ -695,6 +629,73 @@ impl Inner {
     fn hub(&self) -> MutexGuard<'_, Hub> {
         // The hub's state stays consistent even if a holder panicked: recover it.
         self.hub.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Numbers and holds one event and sends it to every shard, with the hub held; `frame`
+    /// gives its id and frame. Returns its id and its count of subscribers, or the shards'
+    /// answers to come.
+    fn commit(
+        &self,
+        hub: &mut Hub,
+        stamped: Stamped<'_>,
+        frame: impl FnOnce(&mut Hub) -> (String, Bytes),
+        now: Instant,
+    ) -> Result<(String, Count), Refused> {
+        let topics = hub.registry.intern_all(stamped.topics, None, now)?;
+        let topics = hub.registry.with_patterns(topics);
+        let (id, frame) = frame(hub);
+        hub.seq += 1;
+        let publication = Arc::new(Publication {
+            seq: hub.seq,
+            topics,
+            frame,
+            published_at: now,
+            audience: match stamped.private {
+                false => Audience::Everyone,
+                true => {
+                    Audience::Allowed(stamped.topics.iter().map(|t| t.as_str().into()).collect())
+                }
+            },
+        });
+        let mut freed = Vec::new();
+        let Hub {
+            registry, ledger, ..
+        } = hub;
+        registry.published(&publication.topics, publication.seq, now);
+        ledger.push(publication.clone(), |evicted| {
+            registry.evicted(&evicted.topics, evicted.seq, &mut freed)
+        });
+        let known = match stamped.ask {
+            // Nobody waits for the count.
+            false => Some(0),
+            true => {
+                let topics = publication.topics.iter().copied();
+                let mut with_subscribers = registry.subscribers(topics).filter(|&n| n > 0);
+                match (with_subscribers.next(), with_subscribers.next()) {
+                    (None, _) => Some(0),
+                    (Some(n), None) if !stamped.private => Some(u64::from(n)),
+                    _ => None,
+                }
+            }
+        };
+        // Sent while the hub is held, so every shard sees publications in `Seq` order, and a
+        // freed id is forgotten before it can be reused.
+        let mut replies = Vec::new();
+        for shard in self.shards.iter() {
+            let reply = known.is_none().then(|| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                replies.push(answer);
+                reply
+            });
+            let publish = Command::Publish {
+                publication: publication.clone(),
+                floor: ledger.floor(),
+                reply,
+            };
+            self.send(shard, publish)?;
+        }
+        self.forget(freed)?;
+        Ok((id, known.map_or(Count::Asked(replies), Count::Known)))
     }
 
     /// Gives back what `subscribers` subscribers held: their places under the limit and,
