@@ -47,7 +47,7 @@ use self::subscriptions::{Active, Key, Snapshot, Subscriptions};
 use self::topic::{Freed, Registry, TopicId};
 use crate::address::{AddressKey, Addresses, ClientAddress};
 use crate::auth::Grants;
-use crate::selector::Selectors;
+use crate::selector::{Selector, Selectors};
 use crate::sse::event::{self, Event};
 use crate::sse::subscribe::Subscribe;
 use crate::sse::topic::Topics;
@@ -342,11 +342,14 @@ impl Broadcaster {
             let topics = request.selection.iter().map(|s| s.text().into());
             Active::new(topics, grants.as_mut().and_then(|g| g.payload.take()))
         });
-        // Its updates' topics are checked first, so that a subscribe is refused whole.
+        // Its updates' topics and its own are checked together first, so that a subscribe
+        // whose updates would not fit is refused whole.
         let interned = active
             .as_ref()
             .map_or(Ok(()), |active| {
-                hub.registry.room_for(active.update_topics().iter())
+                let mut names = active.update_topics();
+                names.extend(request.selection.iter().map(Selector::key));
+                hub.registry.room_for(names.iter())
             })
             .and_then(|()| {
                 hub.registry
