@@ -189,8 +189,10 @@ async fn subscriptions_are_announced_when_they_start_and_end_and_listed_meanwhil
     let watcher_token = token(json!({"mercure": {"subscribe": [UPDATES]}}));
     let query = format!("{topic_path}?authorization={watcher_token}");
     document(&get(&server, &query, "").await);
-    let cookie = format!("Cookie: mercureAuthorization={watcher_token}\r\n");
-    document(&get(&server, &topic_path, &cookie).await);
+    for name in ["mercureAuthorization", "__Secure-mercure_access_token"] {
+        let cookie = format!("Cookie: a=b; {name}={watcher_token}\r\n");
+        document(&get(&server, &topic_path, &cookie).await);
+    }
 
     // The reader leaves: each of its subscriptions is announced inactive, and unlisted.
     drop(reader);
@@ -224,6 +226,8 @@ async fn the_api_needs_a_token_that_allows_the_path() {
     for grants in [&["/books/{id}"][..], &[UPDATES]] {
         let refused = get(&server, all, &bearer(grants)).await;
         assert_eq!(refused.status, 403, "{grants:?}");
+        let head = refused.head.to_ascii_lowercase();
+        assert!(head.contains("insufficient_scope"), "{head}");
         let error = refused.json()["error"].as_str().unwrap().to_owned();
         assert!(error.contains("does not allow"), "{error}");
     }
