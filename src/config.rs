@@ -38,6 +38,10 @@ pub enum ConfigError {
     Unresolvable { host: String, reason: String },
     #[error("--subscriber-jwt-required needs --subscriber-jwt-key")]
     RequiredWithoutKey,
+    #[error("--subscriptions needs --subscriber-jwt-key: its updates are private and its API needs a token")]
+    SubscriptionsWithoutKey,
+    #[error("--subscriptions does not work with --redis yet: each node would announce on its own")]
+    SubscriptionsWithRedis,
 }
 
 /// An address to listen on, as given (`127.0.0.1:8080`, `localhost:8080`, `[::1]:8080`), resolved
@@ -277,6 +281,12 @@ pub struct Config {
     #[arg(long, env = "SSECAST_RECONNECT_SPREAD", default_value = "10s",
           value_parser = parse_spread)]
     pub reconnect_spread: Duration,
+
+    /// Track Mercure's active subscriptions: a private update to
+    /// /.well-known/mercure/subscriptions/{topic}/{subscriber} when each starts and ends, and
+    /// the API at that path. Each subscription then holds a topic (see --max-topics).
+    #[arg(long, env = "SSECAST_SUBSCRIPTIONS")]
+    pub subscriptions: bool,
 }
 
 impl Config {
@@ -284,6 +294,12 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.subscriber_jwt_required && self.subscriber_jwt_key.is_none() {
             return Err(ConfigError::RequiredWithoutKey);
+        }
+        if self.subscriptions && self.subscriber_jwt_key.is_none() {
+            return Err(ConfigError::SubscriptionsWithoutKey);
+        }
+        if self.subscriptions && self.redis.is_some() {
+            return Err(ConfigError::SubscriptionsWithRedis);
         }
         if self.max_body_bytes_in_flight < self.max_body_bytes {
             return Err(ConfigError::BudgetBelowBody(
@@ -344,6 +360,7 @@ impl Config {
             },
             keep_alive: self.keep_alive,
             reconnect_spread: self.reconnect_spread,
+            subscriptions: self.subscriptions,
         }
     }
 }
@@ -587,6 +604,28 @@ mod tests {
                 assert!(refused(&[flag, value]).contains(flag), "{flag} {value:?}");
             }
         }
+    }
+
+    #[test]
+    fn subscriptions_are_off_by_default_and_need_a_subscriber_key() {
+        let config = Config::try_parse_from(["ssecast"]).unwrap();
+        assert!(!config.subscriptions && !config.broadcast(1).subscriptions);
+        let alone = Config::try_parse_from(["ssecast", "--subscriptions"]).unwrap();
+        assert_eq!(alone.check(), Err(ConfigError::SubscriptionsWithoutKey));
+        let keyed = ["ssecast", "--subscriptions", "--subscriber-jwt-key", "k"];
+        let keyed = Config::try_parse_from(keyed).unwrap();
+        assert_eq!(keyed.check(), Ok(()));
+        assert!(keyed.broadcast(1).subscriptions);
+        let clustered = [
+            "ssecast",
+            "--subscriptions",
+            "--subscriber-jwt-key",
+            "k",
+            "--redis",
+            "redis://127.0.0.1:6379",
+        ];
+        let clustered = Config::try_parse_from(clustered).unwrap();
+        assert_eq!(clustered.check(), Err(ConfigError::SubscriptionsWithRedis));
     }
 
     #[test]

@@ -20,8 +20,10 @@
 //!
 //! Every connection counts against its client's address (`address`); tokens are verified in
 //! `auth` (publishers in `http::publish`, subscribers in `conn` before their head, their
-//! selectors kept by the shards for private events); `metrics` reads the counters of `stats`
-//! for `/metrics`; `trim` gives the heap back after a spike of connections.
+//! selectors kept by the shards for private events); with `--subscriptions`, the hub tracks
+//! Mercure's active subscriptions (`broadcast::subscriptions`, read by `http`); `metrics` reads
+//! the counters of `stats` for `/metrics`; `trim` gives the heap back after a spike of
+//! connections.
 // One `unsafe` call, `malloc_trim` in `trim`, measured to matter; nowhere else.
 #![deny(unsafe_code)]
 
@@ -146,6 +148,7 @@ pub async fn run_with(
             stats: stats.clone(),
             metrics: metrics.clone(),
             publisher: publisher.clone(),
+            subscriber: subscriber.clone(),
             max_body_bytes: config.max_body_bytes,
             max_batch: config.max_batch as usize,
             body_timeout: config.body_timeout,

@@ -96,6 +96,9 @@ pub struct Grants {
     pub subscribe: Selectors,
     /// When it expires, in seconds since the Unix epoch (`exp`), if it does.
     pub expires: Option<u64>,
+    /// A 0.x token's `mercure.payload`, the raw JSON the token holds, if any: what Mercure's
+    /// subscription events tell of the subscriber.
+    pub payload: Option<Box<str>>,
 }
 
 /// What a Mercure 1.0 access token must name, besides a valid signature and an `exp`.
@@ -319,6 +322,15 @@ mod tests {
         assert!(grants.publish.allows("anything"));
         assert!(grants.subscribe.allows("b") && !grants.subscribe.allows("a"));
         assert_eq!(grants.expires, Some(exp));
+        assert_eq!(grants.payload, None);
+        let claims = json!({"mercure": {"payload": {"user": "https://example.com/users/1"}}});
+        let with_payload = verifier()
+            .verify(&token(claims, SECRET, Algorithm::HS256))
+            .unwrap();
+        assert_eq!(
+            with_payload.payload.as_deref(),
+            Some(r#"{"user":"https://example.com/users/1"}"#)
+        );
         let bare = verifier()
             .verify(&token(json!({}), SECRET, Algorithm::HS256))
             .unwrap();

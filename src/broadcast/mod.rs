@@ -6,7 +6,8 @@
 //! and indexes its ids (`ledger`), and hands it to every shard; a subscribe goes to one shard,
 //! chosen in turn. Each shard (`shard`) is a thread with a poll, a table, topics and a wheel of
 //! its own, so shards share nothing but the shared frames, the hub (taken when subscribers
-//! leave) and the counters.
+//! leave) and the counters. With `--subscriptions` the hub also holds every subscriber's
+//! subscriptions and announces each as it starts and ends (`subscriptions`).
 //!
 //! Knows no HTTP: it gets sockets whose response head is written, and validated events.
 
@@ -20,6 +21,7 @@ mod patterns;
 mod resume;
 mod shard;
 mod subscriber;
+pub mod subscriptions;
 mod table;
 mod topic;
 mod wheel;
@@ -34,17 +36,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use foldhash::HashSet;
 use tokio::sync::watch;
-use tracing::error;
+use tracing::{debug, error};
 
 use self::bell::Bell;
 use self::history::{Audience, Publication, Seq};
 use self::ledger::Ledger;
 use self::resume::Resume;
 use self::shard::{Command, NewSubscriber, Shard, WAKER};
+use self::subscriptions::{Active, Key, Snapshot, Subscriptions};
 use self::topic::{Freed, Registry, TopicId};
 use crate::address::{AddressKey, Addresses, ClientAddress};
 use crate::auth::Grants;
-use crate::selector::Selectors;
+use crate::selector::{Selector, Selectors};
 use crate::sse::event::{self, Event};
 use crate::sse::subscribe::Subscribe;
 use crate::sse::topic::Topics;
@@ -75,6 +78,8 @@ pub struct Settings {
     pub keep_alive: Duration,
     /// On shutdown each stream is told to reconnect after 1 s plus a random part of this.
     pub reconnect_spread: Duration,
+    /// Whether subscriptions are tracked and announced (Mercure's active subscriptions).
+    pub subscriptions: bool,
 }
 
 /// Why the broadcaster refused a subscribe or a publish.
@@ -92,7 +97,7 @@ pub enum Refused {
 
 /// A subscribe whose topics the broadcaster has accepted, waiting for its socket. Until it
 /// is handed to [`Broadcaster::subscribe`] it holds its topics and its place under the
-/// subscriber limit; dropping it gives them back.
+/// subscriber limit; dropping it gives them back (and ends its subscriptions, if tracked).
 #[derive(Debug)]
 pub struct Subscription {
     /// The broadcaster that accepted it.
@@ -107,6 +112,9 @@ pub struct Subscription {
     accepted: Seq,
     /// The id of the newest event history held when it was accepted.
     last_event_id: Option<Bytes>,
+    /// Its entry among the active subscriptions, when they are tracked; taken when it is
+    /// handed on.
+    tracked: Option<Key>,
 }
 
 impl Subscription {
@@ -147,7 +155,7 @@ impl Count {
     }
 }
 
-/// What [`Broadcaster::commit`] needs of an event besides its id and frame.
+/// What [`Inner::commit`] needs of an event besides its id and frame.
 struct Stamped<'a> {
     /// Its topics.
     topics: &'a Topics,
@@ -232,6 +240,8 @@ struct Hub {
     selectors: HashSet<Arc<Selectors>>,
     /// Frames of history kept per topic (and per pattern).
     history: usize,
+    /// With `--subscriptions`: every subscriber's subscriptions.
+    subscriptions: Option<Subscriptions>,
 }
 
 struct ShardHandle {
@@ -276,6 +286,7 @@ impl Broadcaster {
             seq: 0,
             last_assigned: 0,
             selectors: HashSet::default(),
+            subscriptions: settings.subscriptions.then(Subscriptions::default),
         };
         let inner = Arc::new(Inner {
             hub: Mutex::new(hub),
@@ -312,12 +323,13 @@ impl Broadcaster {
 
     /// Accepts a subscribe before its response head is written: it takes a place under the
     /// subscriber limit, its new topics count against the topic limits (and against `client`'s
-    /// address), and its `Last-Event-ID` is looked up in history.
+    /// address), its `Last-Event-ID` is looked up in history, and, when subscriptions are
+    /// tracked, each of its subscriptions is announced.
     pub fn prepare(
         &self,
         request: Subscribe,
         client: Option<ClientAddress>,
-        grants: Option<Grants>,
+        mut grants: Option<Grants>,
     ) -> Result<Subscription, Refused> {
         let inner = &self.inner;
         if inner.admitted.fetch_add(1, Relaxed) >= inner.max_subscribers {
@@ -326,10 +338,24 @@ impl Broadcaster {
         }
         let mut hub = self.hub();
         let now = Instant::now();
-        let interned = match hub
-            .registry
-            .intern_selection(&request.selection, client, now)
-        {
+        let active = hub.subscriptions.is_some().then(|| {
+            let topics = request.selection.iter().map(|s| s.text().into());
+            Active::new(topics, grants.as_mut().and_then(|g| g.payload.take()))
+        });
+        // Its updates' topics and its own are checked together first, so that a subscribe
+        // whose updates would not fit is refused whole.
+        let interned = active
+            .as_ref()
+            .map_or(Ok(()), |active| {
+                let mut names = active.update_topics();
+                names.extend(request.selection.iter().map(Selector::key));
+                hub.registry.room_for(names.iter())
+            })
+            .and_then(|()| {
+                hub.registry
+                    .intern_selection(&request.selection, client, now)
+            });
+        let interned = match interned {
             Ok(interned) => interned,
             Err(refused) => {
                 inner.admitted.fetch_sub(1, Relaxed);
@@ -356,13 +382,23 @@ impl Broadcaster {
             .newest_first()
             .next()
             .map(|newest| Bytes::copy_from_slice(event::frame_id(&newest.frame)));
+        let accepted = hub.seq;
+        // Announced after `accepted`, so that the subscriber gets its own updates if it may.
+        let tracked = active.map(|active| {
+            let active = Arc::new(active);
+            inner.announce(&mut hub, &active, true, now);
+            let subscriptions = hub.subscriptions.as_mut();
+            let subscriptions = subscriptions.expect("made only when subscriptions are tracked");
+            subscriptions.insert(active)
+        });
         Ok(Subscription {
             broadcaster: self.clone(),
             topics: Some(interned.ids),
             resume,
             access,
-            accepted: hub.seq,
+            accepted,
             last_event_id,
+            tracked,
         })
     }
 
@@ -423,6 +459,7 @@ impl Broadcaster {
             access: subscription.access.take(),
             accepted: subscription.accepted,
             address,
+            tracked: subscription.tracked.take(),
         };
         let index = self.inner.next_shard.fetch_add(1, Relaxed) % self.inner.shards.len();
         self.inner
@@ -498,7 +535,8 @@ impl Broadcaster {
             private,
             ask: false,
         };
-        self.commit(&mut hub, stamped, |_| (id, frame), Instant::now())?;
+        self.inner
+            .commit(&mut hub, stamped, |_| (id, frame), Instant::now())?;
         self.inner.count_topics(&hub);
         drop(hub);
         self.inner.stats.events_published.fetch_add(1, Relaxed);
@@ -518,6 +556,21 @@ impl Broadcaster {
             .subscribers(ids.iter().copied())
             .map(u64::from)
             .sum()
+    }
+
+    /// Every subscriber's subscriptions and the newest event id history holds, at one instant;
+    /// `None` when subscriptions are not tracked.
+    pub fn subscriptions(&self) -> Option<Snapshot> {
+        let hub = self.hub();
+        let active = hub.subscriptions.as_ref()?.all();
+        let newest = hub.ledger.newest_first().next();
+        let last_event_id = newest.map_or(event::EARLIEST.into(), |newest| {
+            String::from_utf8_lossy(event::frame_id(&newest.frame)).into_owned()
+        });
+        Some(Snapshot {
+            last_event_id,
+            active,
+        })
     }
 
     /// After events may have been lost on the way to this node: forgets every id history holds
@@ -549,74 +602,7 @@ impl Broadcaster {
             let frame = event::encode(&id, event);
             (id, frame)
         };
-        self.commit(hub, stamped, frame, now)
-    }
-
-    /// Numbers and holds one event and sends it to every shard, with the hub held; `frame`
-    /// gives its id and frame. Returns its id and its count of subscribers, or the shards'
-    /// answers to come.
-    fn commit(
-        &self,
-        hub: &mut Hub,
-        stamped: Stamped<'_>,
-        frame: impl FnOnce(&mut Hub) -> (String, Bytes),
-        now: Instant,
-    ) -> Result<(String, Count), Refused> {
-        let topics = hub.registry.intern_all(stamped.topics, None, now)?;
-        let topics = hub.registry.with_patterns(topics);
-        let (id, frame) = frame(hub);
-        hub.seq += 1;
-        let publication = Arc::new(Publication {
-            seq: hub.seq,
-            topics,
-            frame,
-            published_at: now,
-            audience: match stamped.private {
-                false => Audience::Everyone,
-                true => {
-                    Audience::Allowed(stamped.topics.iter().map(|t| t.as_str().into()).collect())
-                }
-            },
-        });
-        let mut freed = Vec::new();
-        let Hub {
-            registry, ledger, ..
-        } = hub;
-        registry.published(&publication.topics, publication.seq, now);
-        ledger.push(publication.clone(), |evicted| {
-            registry.evicted(&evicted.topics, evicted.seq, &mut freed)
-        });
-        let known = match stamped.ask {
-            // Nobody waits for the count.
-            false => Some(0),
-            true => {
-                let topics = publication.topics.iter().copied();
-                let mut with_subscribers = registry.subscribers(topics).filter(|&n| n > 0);
-                match (with_subscribers.next(), with_subscribers.next()) {
-                    (None, _) => Some(0),
-                    (Some(n), None) if !stamped.private => Some(u64::from(n)),
-                    _ => None,
-                }
-            }
-        };
-        // Sent while the hub is held, so every shard sees publications in `Seq` order, and a
-        // freed id is forgotten before it can be reused.
-        let mut replies = Vec::new();
-        for shard in self.inner.shards.iter() {
-            let reply = known.is_none().then(|| {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                replies.push(answer);
-                reply
-            });
-            let publish = Command::Publish {
-                publication: publication.clone(),
-                floor: ledger.floor(),
-                reply,
-            };
-            self.inner.send(shard, publish)?;
-        }
-        self.inner.forget(freed)?;
-        Ok((id, known.map_or(Count::Asked(replies), Count::Known)))
+        self.inner.commit(hub, stamped, frame, now)
     }
 
     /// Frees the topics without subscribers unused for the idle time.
@@ -697,17 +683,116 @@ impl Inner {
         self.hub.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Numbers and holds one event and sends it to every shard, with the hub held; `frame`
+    /// gives its id and frame. Returns its id and its count of subscribers, or the shards'
+    /// answers to come.
+    fn commit(
+        &self,
+        hub: &mut Hub,
+        stamped: Stamped<'_>,
+        frame: impl FnOnce(&mut Hub) -> (String, Bytes),
+        now: Instant,
+    ) -> Result<(String, Count), Refused> {
+        let topics = hub.registry.intern_all(stamped.topics, None, now)?;
+        let topics = hub.registry.with_patterns(topics);
+        let (id, frame) = frame(hub);
+        hub.seq += 1;
+        let publication = Arc::new(Publication {
+            seq: hub.seq,
+            topics,
+            frame,
+            published_at: now,
+            audience: match stamped.private {
+                false => Audience::Everyone,
+                true => {
+                    Audience::Allowed(stamped.topics.iter().map(|t| t.as_str().into()).collect())
+                }
+            },
+        });
+        let mut freed = Vec::new();
+        let Hub {
+            registry, ledger, ..
+        } = hub;
+        registry.published(&publication.topics, publication.seq, now);
+        ledger.push(publication.clone(), |evicted| {
+            registry.evicted(&evicted.topics, evicted.seq, &mut freed)
+        });
+        let known = match stamped.ask {
+            // Nobody waits for the count.
+            false => Some(0),
+            true => {
+                let topics = publication.topics.iter().copied();
+                let mut with_subscribers = registry.subscribers(topics).filter(|&n| n > 0);
+                match (with_subscribers.next(), with_subscribers.next()) {
+                    (None, _) => Some(0),
+                    (Some(n), None) if !stamped.private => Some(u64::from(n)),
+                    _ => None,
+                }
+            }
+        };
+        // Sent while the hub is held, so every shard sees publications in `Seq` order, and a
+        // freed id is forgotten before it can be reused.
+        let mut replies = Vec::new();
+        for shard in self.shards.iter() {
+            let reply = known.is_none().then(|| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                replies.push(answer);
+                reply
+            });
+            let publish = Command::Publish {
+                publication: publication.clone(),
+                floor: ledger.floor(),
+                reply,
+            };
+            self.send(shard, publish)?;
+        }
+        self.forget(freed)?;
+        Ok((id, known.map_or(Count::Asked(replies), Count::Known)))
+    }
+
     /// Gives back what `subscribers` subscribers held: their places under the limit and,
-    /// for each, each of its topics (listed together in `topics`).
-    fn release(&self, subscribers: usize, topics: &[TopicId]) {
+    /// for each, each of its topics (listed together in `topics`); announces the end of the
+    /// subscriptions of those `tracked`.
+    fn release(&self, subscribers: usize, topics: &[TopicId], tracked: &[Key]) {
         self.admitted.fetch_sub(subscribers, Relaxed);
         let mut hub = self.hub();
+        let now = Instant::now();
+        for &key in tracked {
+            let active = hub.subscriptions.as_mut().and_then(|s| s.remove(key));
+            if let Some(active) = active {
+                self.announce(&mut hub, &active, false, now);
+            }
+        }
         let floor = hub.ledger.floor();
         let mut freed = Vec::new();
-        hub.registry
-            .detach(topics, floor, Instant::now(), &mut freed);
+        hub.registry.detach(topics, floor, now, &mut freed);
         let _ = self.forget(freed);
         self.count_topics(&hub);
+    }
+
+    /// Publishes the update of each of `subscriber`'s subscriptions (Mercure's subscription
+    /// events), `active` or not: private, each to its own topic. Called with the hub held; an
+    /// update that cannot be published (its topic past the limit) is left out.
+    fn announce(&self, hub: &mut Hub, subscriber: &Active, active: bool, now: Instant) {
+        for topic in subscriber.topics() {
+            let document = subscriber.document(topic, active);
+            let topics = Topics::hub_made(document.id.clone());
+            let body = subscriptions::update_body(&document);
+            let stamped = Stamped {
+                topics: &topics,
+                private: true,
+                ask: false,
+            };
+            let frame = |hub: &mut Hub| {
+                let id = hub.assign_id();
+                let frame = event::with_id(&id, &body);
+                (id, frame)
+            };
+            if let Err(e) = self.commit(hub, stamped, frame, now) {
+                debug!(error = %e, active, "subscription update left out");
+            }
+        }
+        self.count_topics(hub);
     }
 
     /// Queues `command` for `shard`, which the bell wakes.
@@ -740,7 +825,10 @@ impl Inner {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(topics) = self.topics.take() {
-            self.broadcaster.inner.release(1, &topics);
+            let tracked = self.tracked.take();
+            self.broadcaster
+                .inner
+                .release(1, &topics, tracked.as_slice());
         }
     }
 }

@@ -36,6 +36,7 @@ use super::history::{Publication, Seq};
 use super::membership;
 use super::resume::{resume_point, Resume};
 use super::subscriber::{PackedProgress, Subscriber};
+use super::subscriptions::{Key, Keys};
 use super::table::Table;
 use super::topic::{Freed, Topic, TopicId};
 use super::wheel::{Wheel, WheelLink};
@@ -111,6 +112,8 @@ pub(super) struct NewSubscriber {
     pub access: Option<Access>,
     /// Its connection's count against its client address.
     pub address: AddressKey,
+    /// Its entry among the active subscriptions, when they are tracked.
+    pub tracked: Option<Key>,
 }
 
 /// One shard's subscribers, topics and wheel.
@@ -162,12 +165,16 @@ pub(super) struct Shard {
     expired: Vec<u32>,
     /// The subscribers with a token: what each may see, and when each expires.
     authorized: Authorized,
+    /// Each subscriber's entry among the active subscriptions, when they are tracked.
+    tracked: Keys,
     /// Slots the wheel reports idle (reused likewise).
     due: Vec<u32>,
     /// The topics of the subscribers dropped this turn, one entry per subscription (reused).
     released_topics: Vec<TopicId>,
     /// The address counts of the subscribers dropped this turn (reused).
     released_addresses: Vec<AddressKey>,
+    /// The active-subscription entries of the subscribers dropped this turn (reused).
+    released_tracked: Vec<Key>,
     /// The broadcaster, to give back what dropped subscribers held.
     broadcaster: Arc<Inner>,
     /// The server's counters.
@@ -207,9 +214,11 @@ impl Shard {
             blocked: Vec::new(),
             expired: Vec::new(),
             authorized: Authorized::default(),
+            tracked: Keys::default(),
             due: Vec::new(),
             released_topics: Vec::new(),
             released_addresses: Vec::new(),
+            released_tracked: Vec::new(),
             stats: broadcaster.stats.clone(),
             broadcaster,
         }
@@ -376,15 +385,15 @@ impl Shard {
         }
         let (cursor, gap) =
             resume_point(&self.topics, &new.topics, new.resume.as_ref(), new.accepted);
-        let socket = new.socket;
+        let socket = &new.socket;
         let mut accepted = socket.set_nonblocking(true).is_ok();
         if let Some(gap) = gap.filter(|_| accepted) {
             // The socket has only its response head in it, so a gap frame (bounded by the
             // head size limit) fits; if it somehow does not, the client just reconnects.
-            accepted = write_whole(&socket, &gap);
+            accepted = write_whole(socket, &gap);
         }
         if !accepted {
-            return self.release_unregistered(new.topics, new.address);
+            return self.release_unregistered(new);
         }
         let slot = self.table.next_slot();
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -396,10 +405,10 @@ impl Shard {
             .register(&mut SourceFd(&fd), token, interest)
         {
             debug!(error = %e, "could not register subscriber");
-            return self.release_unregistered(new.topics, new.address);
+            return self.release_unregistered(new);
         }
         let subscriber = Subscriber {
-            socket,
+            socket: new.socket,
             progress: PackedProgress::IDLE,
             cursor,
             topics: membership::join(&mut self.topics, slot, &new.topics),
@@ -411,6 +420,9 @@ impl Shard {
         if let Some(access) = new.access {
             self.authorized.insert(slot, access);
         }
+        if let Some(key) = new.tracked {
+            self.tracked.insert(slot, key);
+        }
         let tick = self.wheel.tick_at(Instant::now());
         self.wheel.insert(&mut self.table, slot, tick);
         self.stats.subscribers.fetch_add(1, Relaxed);
@@ -420,9 +432,10 @@ impl Shard {
     }
 
     /// Gives back what a subscriber that never made it into the table held.
-    fn release_unregistered(&mut self, topics: Box<[TopicId]>, address: AddressKey) {
-        self.released_topics.extend_from_slice(&topics);
-        self.released_addresses.push(address);
+    fn release_unregistered(&mut self, new: NewSubscriber) {
+        self.released_topics.extend_from_slice(&new.topics);
+        self.released_addresses.push(new.address);
+        self.released_tracked.extend(new.tracked);
         self.give_back(1);
     }
 
@@ -602,16 +615,20 @@ impl Shard {
     }
 
     /// Gives back what `subscribers` dropped subscribers held: their places under the limits,
-    /// the topics in `released_topics` and the address counts in `released_addresses`.
+    /// the topics in `released_topics`, the address counts in `released_addresses` and the
+    /// active-subscription entries in `released_tracked`.
     fn give_back(&mut self, subscribers: usize) {
-        self.broadcaster.release(subscribers, &self.released_topics);
+        let (topics, tracked) = (&self.released_topics, &self.released_tracked);
+        self.broadcaster.release(subscribers, topics, tracked);
         self.broadcaster
             .addresses
             .release(self.released_addresses.drain(..));
         self.released_topics.clear();
+        self.released_tracked.clear();
         if self.released_topics.capacity() > 4096 {
             self.released_topics = Vec::new();
             self.released_addresses = Vec::new();
+            self.released_tracked = Vec::new();
         }
     }
 
@@ -626,6 +643,7 @@ impl Shard {
         };
         self.released_addresses.push(subscriber.address);
         self.authorized.remove(slot);
+        self.released_tracked.extend(self.tracked.take(slot));
         let links = subscriber.topics.as_slice();
         self.released_topics
             .extend(links.iter().map(|link| link.topic));

@@ -1,5 +1,6 @@
 //! The hyper service: every request that is not a subscribe (publish, demo page, health,
-//! stats), routed by one table, with JSON errors. Never touches a subscriber.
+//! stats, Mercure's subscriptions API), routed by one table, with JSON errors. Never touches a
+//! subscriber.
 //!
 //! Which routes a listener serves is its [`Routes`]: the internal listener serves publish,
 //! health and stats only, and once it exists the public one serves no publish.
@@ -12,6 +13,7 @@ mod health;
 mod metrics;
 pub(crate) mod publish;
 mod stats;
+mod subscriptions;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -49,6 +51,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// What publish tokens are verified with; `None` when publishing is open.
     pub publisher: Option<Arc<Verifier>>,
+    /// What subscriber tokens are verified with (for the subscriptions API), if anything.
+    pub subscriber: Option<Arc<Verifier>>,
     /// The largest publish body accepted.
     pub max_body_bytes: usize,
     /// The most events in one batch publish.
@@ -144,6 +148,9 @@ async fn route(
         (_, "/publish") if routes.subscribe() && !routes.publish() => publish_elsewhere(),
         (&Method::GET, "/events" | MERCURE_PATH) if routes.subscribe() => {
             reconnect_elsewhere(request.uri())
+        }
+        (&Method::GET, path) if routes.subscribe() && subscriptions::is_api(path) => {
+            subscriptions::handle(&request, context).unwrap_or_else(not_found)
         }
         (&Method::OPTIONS, _) if context.cors.is_on() => preflight(),
         (_, "/publish") => not_allowed("POST"),

@@ -149,7 +149,7 @@ fn presented_token(
 }
 
 /// The value of the cookie `name` in a `Cookie` header's value, if it has one.
-fn token_cookie(cookies: &[u8], name: &str) -> Option<String> {
+pub(crate) fn token_cookie(cookies: &[u8], name: &str) -> Option<String> {
     let cookies = std::str::from_utf8(cookies).ok()?;
     cookies.split(';').find_map(|cookie| {
         let (key, value) = cookie.trim().split_once('=')?;

@@ -56,6 +56,13 @@ impl Topics {
         names.truncate(kept);
         Ok(Self(names))
     }
+
+    /// The one topic of an update the hub itself makes (a Mercure subscription's): not
+    /// checked, as it may be longer than a client may name; it holds a checked selector,
+    /// percent-encoded, so it is bounded all the same.
+    pub(crate) fn hub_made(name: String) -> Self {
+        Self(vec![name])
+    }
 }
 
 impl std::ops::Deref for Topics {
