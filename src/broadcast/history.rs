@@ -134,6 +134,17 @@ impl History {
             .map_or(self.dropped_through, |publication| publication.seq)
     }
 
+    /// The `Seq` a new subscriber may resume from without a gap: the newest entry dropped, or
+    /// the newest of the entries past the ring's count that it keeps until the next delivery
+    /// pass, so that what a resume finds does not hang on when that pass runs.
+    pub fn resume_floor(&self) -> Seq {
+        let surplus = self.entries.len().saturating_sub(self.capacity);
+        match surplus.checked_sub(1) {
+            Some(last_surplus) => self.entries[last_surplus].seq,
+            None => self.dropped_through,
+        }
+    }
+
     /// The `Seq` of the newest entry dropped from this ring (0 if none).
     pub fn dropped_through(&self) -> Seq {
         self.dropped_through
@@ -180,6 +191,18 @@ pub(super) mod tests {
             history.trim();
         }
         history
+    }
+
+    #[test]
+    fn a_resume_sees_the_ring_at_its_count_before_it_is_trimmed() {
+        let mut history = History::new(2);
+        for seq in 1..=4 {
+            history.push(publication(seq));
+        }
+        assert_eq!(history.dropped_through(), 0, "not trimmed yet");
+        assert_eq!(history.resume_floor(), 2, "only 3 and 4 count");
+        history.trim();
+        assert_eq!((history.dropped_through(), history.resume_floor()), (2, 2));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn resume_point(
     };
     let histories = || ids.iter().map(|&topic| &topics[topic as usize].history);
     // Every frame after `floor` is still held in every one of its topics.
-    let floor = histories().map(History::dropped_through).max().unwrap_or(0);
+    let floor = histories().map(History::resume_floor).max().unwrap_or(0);
     match resume.found {
         Some(seq) if seq >= floor => (seq, None),
         _ if resume.is_earliest() => (floor, None),
