@@ -135,6 +135,10 @@ pub struct Common {
     pub quiet: bool,
 }
 
+/// The most subscribers a scenario opens: a million and more, over client processes of
+/// `--per-process` each and loopback source addresses of `--per-address` each.
+const MAX_SUBSCRIBERS: i64 = 2_000_000;
+
 /// `connect` flags.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectCmd {
@@ -142,7 +146,7 @@ pub struct ConnectCmd {
     #[command(flatten)]
     pub common: Common,
     /// Subscribers to open.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=250_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=MAX_SUBSCRIBERS))]
     pub subscribers: u32,
     /// How long to hold them open.
     #[arg(long, default_value = "10s", value_parser = duration(3600))]
@@ -162,7 +166,7 @@ pub struct SingleCmd {
     #[command(flatten)]
     pub common: Common,
     /// Subscribers.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=250_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_SUBSCRIBERS))]
     pub subscribers: u32,
     /// Events, one at a time.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=scenario::single::MAX_EVENTS as i64))]
@@ -192,7 +196,7 @@ pub struct FanoutCmd {
     #[command(flatten)]
     pub common: Common,
     /// Subscribers.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=250_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_SUBSCRIBERS))]
     pub subscribers: u32,
     /// Events published per second.
     #[arg(long, value_parser = rate(0.1, 100_000.0))]
