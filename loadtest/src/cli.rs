@@ -596,7 +596,8 @@ mod tests {
 
     #[test]
     fn bounds_are_enforced() {
-        assert!(Cli::try_parse_from(["t", "connect", "--subscribers", "300000"]).is_err());
+        assert!(Cli::try_parse_from(["t", "connect", "--subscribers", "2000001"]).is_err());
+        assert!(Cli::try_parse_from(["t", "connect", "--subscribers", "1000000"]).is_ok());
         assert!(
             Cli::try_parse_from(["t", "single", "--subscribers", "5", "--events", "101"]).is_err()
         );
