@@ -2,7 +2,8 @@
 //!
 //! User space is `VmRSS` and `RssAnon` of `/proc/PID/status`, summed over the measured PIDs.
 //! Kernel memory is machine-wide (`/proc/net/sockstat` TCP `mem` pages and `Slab` of
-//! `/proc/meminfo`), so on loopback it holds both ends of every connection, client and server.
+//! `/proc/meminfo`), so on loopback it holds both ends of every connection, client and server;
+//! so is `MemAvailable`, what the whole machine has left.
 //! CPU time is `utime + stime` of `/proc/PID/stat`, in clock ticks.
 
 use std::fs;
@@ -28,6 +29,9 @@ pub struct Memory {
     pub tcp_mem: u64,
     /// Kernel slab (`/proc/meminfo` `Slab`), bytes, machine-wide.
     pub slab: u64,
+    /// Memory the machine has available (`/proc/meminfo` `MemAvailable`), bytes.
+    #[serde(default)]
+    pub mem_available: u64,
 }
 
 impl Memory {
@@ -79,13 +83,14 @@ pub fn process_memory(pid: u32) -> Result<(u64, u64), Error> {
     Ok((rss * 1024, anon * 1024))
 }
 
-/// Machine-wide TCP buffer memory and slab.
+/// Machine-wide TCP buffer memory, slab and available memory.
 pub fn kernel() -> Result<Memory, Error> {
     let sockstat = read("/proc/net/sockstat")?;
     let meminfo = read("/proc/meminfo")?;
     Ok(Memory {
         tcp_mem: sockstat_tcp_mem_pages(&sockstat).unwrap_or(0) * PAGE_BYTES,
         slab: status_kib(&meminfo, "Slab:").unwrap_or(0) * 1024,
+        mem_available: status_kib(&meminfo, "MemAvailable:").unwrap_or(0) * 1024,
         ..Memory::default()
     })
 }
@@ -215,7 +220,7 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let memory = memory(&[std::process::id()]).unwrap();
-        assert!(memory.rss > 0 && memory.slab > 0);
+        assert!(memory.rss > 0 && memory.slab > 0 && memory.mem_available > 0);
         let each = each_process(&[std::process::id()]).unwrap();
         assert_eq!(each.len(), 1);
         assert!(each[0].rss > 0 && each[0].pid == std::process::id());
