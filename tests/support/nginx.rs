@@ -44,7 +44,8 @@ impl Nginx {
             .map(|kind| format!("{kind}_temp_path {}/{kind};\n", dir.display()))
             .collect();
         let main = format!(
-            "daemon off;\nworker_processes 1;\nerror_log {dir}/error.log;\npid {dir}/nginx.pid;\n\
+            // One process, no master: killing it on drop leaves no orphaned worker behind.
+            "daemon off;\nmaster_process off;\nerror_log {dir}/error.log;\npid {dir}/nginx.pid;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\naccess_log off;\n{paths}{config}\n}}\n",
             dir = dir.display()
