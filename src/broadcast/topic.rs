@@ -137,8 +137,26 @@ impl Registry {
         creator: Option<ClientAddress>,
         now: Instant,
     ) -> Result<Box<[TopicId]>, TopicRefused> {
+        if let Some(ids) = self.held_ids(names, now) {
+            return Ok(ids);
+        }
         let entries: Vec<Entry<'_>> = names.iter().map(|name| Entry::Topic(name)).collect();
         Ok(self.intern_entries(&entries, creator, now)?.ids)
+    }
+
+    /// The ids of `names` if every one is held, each marked used: a publish to topics that
+    /// exist, the usual one, allocates only its list of ids.
+    fn held_ids(&mut self, names: &Topics, now: Instant) -> Option<Box<[TopicId]>> {
+        let ids: Box<[TopicId]> = names
+            .iter()
+            .map(|name| self.ids.get(name.as_str()).copied())
+            .collect::<Option<_>>()?;
+        for &id in &ids {
+            if let Some(held) = self.held_mut(id) {
+                held.last_used = now;
+            }
+        }
+        Some(ids)
     }
 
     /// The ids of a subscribe's selectors, topics and patterns, new ones given ids; none is
