@@ -3,7 +3,9 @@
 # (--redis), each on its own loopback port, every scenario given all the nodes' URLs (the
 # loadtest deals its subscribers over them in turn, publishes to the first node and measures
 # every node's memory and CPU). Prints a Markdown table of the main figures, with Redis's own
-# memory after each scenario; the JSON reports, node logs and Redis's INFO stay in $OUT.
+# memory after each scenario. In $OUT: run.json, one JSON document of the whole run (machine,
+# kernel settings, parameters, each scenario's report with its samples over time, Redis's
+# memory), an SVG chart per scenario, the node logs and Redis's INFO.
 #
 # Needs: cargo, jq, curl, redis-server and redis-cli (apt-get install -y redis-server).
 # Everything the script starts is stopped when it ends, whatever happens. Examples:
@@ -29,14 +31,16 @@ RATE=${RATE:-5000}                    # new connections per second, over all nod
 BASE_PORT=${BASE_PORT:-19280}         # Redis and the nodes take the first free ports from here
 SSECAST_FLAGS=${SSECAST_FLAGS:-}      # more flags for every node, e.g. "--history 100000"
 LOADTEST_FLAGS=${LOADTEST_FLAGS:-}    # more flags for every scenario, e.g. "--client-threads 2"
+PROFILE=${PROFILE:-release}           # cargo profile of the binaries (the tests use dev)
 
 cd "$(dirname "$0")/.."
 for tool in cargo jq curl redis-server redis-cli; do
     command -v "$tool" >/dev/null || { echo "cluster.sh: $tool is needed" >&2; exit 1; }
 done
 
-cargo build --release -q -p ssecast -p ssecast-loadtest
-LOADTEST=target/release/ssecast-loadtest
+cargo build --profile "$PROFILE" -q -p ssecast -p ssecast-loadtest
+BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+LOADTEST=$BIN/ssecast-loadtest
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 STARTED=()  # PIDs of everything this script started
@@ -91,7 +95,7 @@ for node in $(seq "$NODES"); do
     port=$(free_port "$next_port")
     next_port=$((port + 1))
     # shellcheck disable=SC2086 # SSECAST_FLAGS is a list of flags
-    target/release/ssecast --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$REDIS_PORT" \
+    "$BIN/ssecast" --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$REDIS_PORT" \
         --max-connections-per-ip 0 $SSECAST_FLAGS >"$OUT/node-$node.log" 2>&1 &
     STARTED+=($!)
     wait_until "node $node (port $port) does not follow Redis" following "$port"
@@ -111,7 +115,7 @@ run_report() {
     local report=$1
     shift
     echo "== $report" >&2
-    if ! "$LOADTEST" "$@" >"$OUT/$report.json"; then
+    if ! "$LOADTEST" "$@" --svg "$OUT/$report.svg" >"$OUT/$report.json"; then
         echo "cluster.sh: $report failed" >&2
         rm -f "$OUT/$report.json"
     fi
@@ -137,6 +141,55 @@ if wanted fanout; then
     run_report fanout fanout "${common[@]}" --subscribers "$FANOUT_SUBS" \
         --events-per-second "$FANOUT_RATE" --duration "$FANOUT_DURATION" --size "$SIZE"
 fi
+
+# The value of kernel setting $1 (a path under /proc/sys), its fields separated by spaces.
+kernel_setting() {
+    tr -s '\t ' ' ' <"/proc/sys/$1"
+}
+
+# One JSON document of the whole run into $OUT/run.json: the machine, the kernel settings a
+# run at this size depends on, the parameters, and each scenario's report (its samples over
+# time included) with Redis's INFO memory at its end.
+write_run_document() {
+    local scenarios='{}' scenario
+    for scenario in connect single fanout; do
+        [ -s "$OUT/$scenario.json" ] || continue
+        scenarios=$(jq --arg name "$scenario" --slurpfile run "$OUT/$scenario.json" \
+            --rawfile redis "$OUT/redis-$scenario.txt" '
+            . + {($name): ($run[0] + {redis_memory: ($redis | split("\n")
+                | map(select(test("^[a-z_]+:")) | capture("^(?<k>[^:]+):(?<v>.*)$")
+                | {(.k): (.v | tonumber? // .)}) | add)})}' <<<"$scenarios")
+    done
+    jq -n --argjson scenarios "$scenarios" \
+        --argjson cores "$(nproc)" \
+        --argjson mem_total "$(awk '/^MemTotal:/ {printf "%d", $2 * 1024}' /proc/meminfo)" \
+        --arg kernel "$(uname -r)" \
+        --arg tcp_rmem "$(kernel_setting net/ipv4/tcp_rmem)" \
+        --arg tcp_wmem "$(kernel_setting net/ipv4/tcp_wmem)" \
+        --arg tcp_mem "$(kernel_setting net/ipv4/tcp_mem)" \
+        --arg somaxconn "$(kernel_setting net/core/somaxconn)" \
+        --arg tcp_max_syn_backlog "$(kernel_setting net/ipv4/tcp_max_syn_backlog)" \
+        --arg ip_local_port_range "$(kernel_setting net/ipv4/ip_local_port_range)" \
+        --arg file_max "$(kernel_setting fs/file-max)" \
+        --arg open_files "$(ulimit -Hn)" \
+        --arg nodes "$NODES" --arg subs "$SUBS" --arg hold "$HOLD" --arg settle "$SETTLE" \
+        --arg single_events "$SINGLE_EVENTS" --arg fanout_subs "$FANOUT_SUBS" \
+        --arg fanout_rate "$FANOUT_RATE" --arg fanout_duration "$FANOUT_DURATION" \
+        --arg size "$SIZE" --arg rate "$RATE" --arg ssecast_flags "$SSECAST_FLAGS" \
+        --arg loadtest_flags "$LOADTEST_FLAGS" '{
+            machine: {cores: $cores, mem_total: $mem_total, kernel: $kernel,
+                open_files_per_process: $open_files},
+            kernel_settings: {"net.ipv4.tcp_rmem": $tcp_rmem, "net.ipv4.tcp_wmem": $tcp_wmem,
+                "net.ipv4.tcp_mem": $tcp_mem, "net.core.somaxconn": $somaxconn,
+                "net.ipv4.tcp_max_syn_backlog": $tcp_max_syn_backlog,
+                "net.ipv4.ip_local_port_range": $ip_local_port_range, "fs.file-max": $file_max},
+            parameters: {nodes: $nodes, subs: $subs, hold: $hold, settle: $settle,
+                single_events: $single_events, fanout_subs: $fanout_subs,
+                fanout_rate: $fanout_rate, fanout_duration: $fanout_duration, size: $size,
+                rate: $rate, ssecast_flags: $ssecast_flags, loadtest_flags: $loadtest_flags},
+            scenarios: $scenarios}' >"$OUT/run.json"
+}
+write_run_document
 
 # figure label, scenario, jq path to the number, number format
 FIGURES=(
