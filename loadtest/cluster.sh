@@ -109,16 +109,29 @@ redis_memory() {
     redis-cli -p "$REDIS_PORT" info memory | tr -d '\r' >"$OUT/redis-$1.txt"
 }
 
-# Runs one scenario into $OUT/$1.json (the rest are the loadtest's arguments); a run that
-# fails leaves no report, and the table shows a dash.
+# The machine's TCP counters that say when the kernel, not the server, held connections or
+# data back (SYNs dropped at a full accept queue, segments retransmitted or dropped under
+# memory pressure), as a JSON object.
+tcp_counters() {
+    awk 'FNR % 2 == 1 { split($0, names); next }
+        { for (i = 2; i <= NF; i++) print substr(names[1], 1, length(names[1]) - 1) names[i], $i }' \
+        /proc/net/netstat /proc/net/snmp |
+        grep -E '^(TcpExt(ListenOverflows|PruneCalled|TCPMemoryPressures|TCPRcvQDrop|TCPAbortOnMemory)|Tcp(RetransSegs|AttemptFails)) ' |
+        jq -R 'split(" ") | {(.[0]): (.[1] | tonumber)}' | jq -s add
+}
+
+# Runs one scenario into $OUT/$1.json (the rest are the loadtest's arguments), with its chart
+# and the TCP counters it moved; a run that fails leaves no report, and the table shows a dash.
 run_report() {
     local report=$1
     shift
     echo "== $report" >&2
+    tcp_counters >"$OUT/tcp-before-$report.json"
     if ! "$LOADTEST" "$@" --svg "$OUT/$report.svg" >"$OUT/$report.json"; then
         echo "cluster.sh: $report failed" >&2
         rm -f "$OUT/$report.json"
     fi
+    tcp_counters >"$OUT/tcp-after-$report.json"
     redis_memory "$report"
 }
 
@@ -155,10 +168,14 @@ write_run_document() {
     for scenario in connect single fanout; do
         [ -s "$OUT/$scenario.json" ] || continue
         scenarios=$(jq --arg name "$scenario" --slurpfile run "$OUT/$scenario.json" \
+            --slurpfile before "$OUT/tcp-before-$scenario.json" \
+            --slurpfile after "$OUT/tcp-after-$scenario.json" \
             --rawfile redis "$OUT/redis-$scenario.txt" '
             . + {($name): ($run[0] + {redis_memory: ($redis | split("\n")
                 | map(select(test("^[a-z_]+:")) | capture("^(?<k>[^:]+):(?<v>.*)$")
-                | {(.k): (.v | tonumber? // .)}) | add)})}' <<<"$scenarios")
+                | {(.k): (.v | tonumber? // .)}) | add),
+                tcp_counters: ($after[0] | with_entries(.value -= $before[0][.key]))})}' \
+            <<<"$scenarios")
     done
     jq -n --argjson scenarios "$scenarios" \
         --argjson cores "$(nproc)" \
@@ -266,6 +283,9 @@ for scenario in connect single fanout; do
     for field in used_memory used_memory_peak; do
         echo "| Redis $field at the end of $scenario (B) | $(thousands "$(redis_field "$scenario" "$field")") |"
     done
+    jq -r --arg scenario "$scenario" '.scenarios[$scenario].tcp_counters // {} | to_entries[]
+        | "| \($scenario): kernel TCP counter \(.key), whole machine | \(.value) |"' \
+        "$OUT/run.json"
     error=$(jq -r '.report.first_error // empty' "$OUT/$scenario.json" 2>/dev/null || true)
     [ -z "$error" ] || failures+=("$scenario: first failure: $error")
 done
