@@ -147,16 +147,17 @@ impl Registry {
     /// The ids of `names` if every one is held, each marked used: a publish to topics that
     /// exist, the usual one, allocates only its list of ids.
     fn held_ids(&mut self, names: &Topics, now: Instant) -> Option<Box<[TopicId]>> {
-        let ids: Box<[TopicId]> = names
-            .iter()
-            .map(|name| self.ids.get(name.as_str()).copied())
-            .collect::<Option<_>>()?;
+        // Allocated at its size: a list grown and then boxed would be allocated twice.
+        let mut ids = Vec::with_capacity(names.len());
+        for name in names.iter() {
+            ids.push(*self.ids.get(name.as_str())?);
+        }
         for &id in &ids {
             if let Some(held) = self.held_mut(id) {
                 held.last_used = now;
             }
         }
-        Some(ids)
+        Some(ids.into_boxed_slice())
     }
 
     /// The ids of a subscribe's selectors, topics and patterns, new ones given ids; none is
