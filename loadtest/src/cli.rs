@@ -124,10 +124,12 @@ pub struct Common {
     /// Name of the server in reports.
     #[arg(long, default_value = "server")]
     pub name: String,
-    /// Print one JSON document instead of the table.
+    /// Print one JSON document instead of the table, with memory and connections sampled
+    /// every 250 ms (`samples`).
     #[arg(long)]
     pub json: bool,
-    /// Draw server RSS and connections over time into this SVG file.
+    /// Draw subscribers streaming, server RSS and the machine's memory in use over time into
+    /// this SVG file (and, for `fanout`, latency by second of sending).
     #[arg(long)]
     pub svg: Option<PathBuf>,
     /// No progress bars.

@@ -11,6 +11,7 @@ use serde_json::json;
 use ssecast_loadtest::cli::{Cli, Command, Common, FloorScenario};
 use ssecast_loadtest::error::Error;
 use ssecast_loadtest::floor;
+use ssecast_loadtest::latency::SecondLatency;
 use ssecast_loadtest::report::Table;
 use ssecast_loadtest::sampler::Sample;
 use ssecast_loadtest::scenario::{connect, fanout, hostile, publish, pulse, single, Run};
@@ -66,7 +67,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 &report,
                 floor.as_ref(),
                 table,
-                &report.samples,
+                Chart::of(&report.samples),
             )
         }
         Command::Single(cmd) => {
@@ -89,7 +90,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 &report,
                 floor.as_ref(),
                 table,
-                &report.samples,
+                Chart::of(&report.samples),
             )
         }
         Command::Fanout(cmd) => {
@@ -97,13 +98,18 @@ fn run(cli: Cli) -> Result<(), Error> {
             let report = fanout::run(&run, &cmd.args())?;
             warn_losses(report.lost, report.duplicated, report.reordered);
             let table = fanout::table(&report);
-            finish::<fanout::Report>(&cmd.common, "fanout", &report, None, table, &report.samples)
+            let chart = Chart {
+                samples: &report.samples,
+                latency: &report.latency_over_time,
+            };
+            finish::<fanout::Report>(&cmd.common, "fanout", &report, None, table, chart)
         }
         Command::Pulse(cmd) => {
             let run = cmd.common.run(cmd.common.target()?, 0);
             let report = pulse::run(&run, &cmd.args()?)?;
             let table = pulse::table(&report);
-            finish::<pulse::Report>(&cmd.common, "pulse", &report, None, table, &report.samples)
+            let chart = Chart::of(&report.samples);
+            finish::<pulse::Report>(&cmd.common, "pulse", &report, None, table, chart)
         }
         Command::Publish(cmd) => {
             let run = cmd.common.run(cmd.common.target()?, 0);
@@ -116,7 +122,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 &report,
                 None,
                 table,
-                &report.samples,
+                Chart::of(&report.samples),
             )
         }
         Command::Hostile(cmd) => {
@@ -132,7 +138,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 &report,
                 None,
                 table,
-                &report.samples,
+                Chart::of(&report.samples),
             )
         }
         Command::Floor { scenario } => match scenario {
@@ -148,7 +154,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     &report,
                     None,
                     table,
-                    &report.samples,
+                    Chart::of(&report.samples),
                 )
             }
             FloorScenario::Connect(cmd) => {
@@ -161,7 +167,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     &report,
                     None,
                     table,
-                    &report.samples,
+                    Chart::of(&report.samples),
                 )
             }
         },
@@ -189,6 +195,22 @@ fn warn_losses(lost: u64, duplicated: u64, reordered: u64) {
     }
 }
 
+/// What the `--svg` chart draws.
+struct Chart<'a> {
+    samples: &'a [Sample],
+    latency: &'a [SecondLatency],
+}
+
+impl<'a> Chart<'a> {
+    /// Samples alone.
+    fn of(samples: &'a [Sample]) -> Chart<'a> {
+        Chart {
+            samples,
+            latency: &[],
+        }
+    }
+}
+
 /// Prints the table or the JSON document, and draws the chart if asked.
 fn finish<T: Serialize>(
     common: &Common,
@@ -196,10 +218,11 @@ fn finish<T: Serialize>(
     report: &T,
     floor: Option<&T>,
     table: Table,
-    samples: &[Sample],
+    chart: Chart,
 ) -> Result<(), Error> {
     if let Some(path) = &common.svg {
-        svg::write(path, &format!("{scenario}: {}", common.name), samples)?;
+        let title = format!("{scenario}: {}", common.name);
+        svg::write(path, &title, chart.samples, chart.latency)?;
     }
     let mut stdout = std::io::stdout();
     let text = if common.json {

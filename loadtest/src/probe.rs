@@ -3,7 +3,7 @@
 //! User space is `VmRSS` and `RssAnon` of `/proc/PID/status`, summed over the measured PIDs.
 //! Kernel memory is machine-wide (`/proc/net/sockstat` TCP `mem` pages and `Slab` of
 //! `/proc/meminfo`), so on loopback it holds both ends of every connection, client and server;
-//! so is `MemAvailable`, what the whole machine has left.
+//! so are `MemTotal` and `MemAvailable`, what the whole machine has and has left.
 //! CPU time is `utime + stime` of `/proc/PID/stat`, in clock ticks.
 
 use std::fs;
@@ -32,12 +32,20 @@ pub struct Memory {
     /// Memory the machine has available (`/proc/meminfo` `MemAvailable`), bytes.
     #[serde(default)]
     pub mem_available: u64,
+    /// The machine's memory (`/proc/meminfo` `MemTotal`), bytes.
+    #[serde(default)]
+    pub mem_total: u64,
 }
 
 impl Memory {
     /// Kernel memory: TCP buffers plus slab.
     pub fn kernel(&self) -> u64 {
         self.tcp_mem + self.slab
+    }
+
+    /// The machine's memory in use: `MemTotal - MemAvailable`, bytes.
+    pub fn mem_used(&self) -> u64 {
+        self.mem_total.saturating_sub(self.mem_available)
     }
 }
 
@@ -83,7 +91,7 @@ pub fn process_memory(pid: u32) -> Result<(u64, u64), Error> {
     Ok((rss * 1024, anon * 1024))
 }
 
-/// Machine-wide TCP buffer memory, slab and available memory.
+/// Machine-wide TCP buffer memory, slab, available and total memory.
 pub fn kernel() -> Result<Memory, Error> {
     let sockstat = read("/proc/net/sockstat")?;
     let meminfo = read("/proc/meminfo")?;
@@ -91,6 +99,7 @@ pub fn kernel() -> Result<Memory, Error> {
         tcp_mem: sockstat_tcp_mem_pages(&sockstat).unwrap_or(0) * PAGE_BYTES,
         slab: status_kib(&meminfo, "Slab:").unwrap_or(0) * 1024,
         mem_available: status_kib(&meminfo, "MemAvailable:").unwrap_or(0) * 1024,
+        mem_total: status_kib(&meminfo, "MemTotal:").unwrap_or(0) * 1024,
         ..Memory::default()
     })
 }
@@ -221,6 +230,7 @@ mod tests {
     fn reads_this_process() {
         let memory = memory(&[std::process::id()]).unwrap();
         assert!(memory.rss > 0 && memory.slab > 0 && memory.mem_available > 0);
+        assert!(memory.mem_used() > 0 && memory.mem_used() < memory.mem_total);
         let each = each_process(&[std::process::id()]).unwrap();
         assert_eq!(each.len(), 1);
         assert!(each[0].rss > 0 && each[0].pid == std::process::id());

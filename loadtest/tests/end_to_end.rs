@@ -65,6 +65,37 @@ async fn fanout_counts_every_delivery_of_200_subscribers_by_20_events() {
     assert_eq!(report.latency.count, 200 * 20);
     assert!(report.drained);
     assert!(report.latency.max_ms < 10_000.0, "{:?}", report.latency);
+    // Latency over time: the seconds of sending, in order, every delivery in one of them.
+    let over_time = &report.latency_over_time;
+    assert!(
+        !over_time.is_empty() && over_time.len() <= 3,
+        "{over_time:?}"
+    );
+    let counted: u64 = over_time.iter().map(|s| s.count).sum();
+    assert_eq!(counted, report.delivered);
+    assert!(over_time.windows(2).all(|w| w[0].second < w[1].second));
+    for second in over_time {
+        assert!(second.p50_ms <= second.p99_ms && second.p99_ms <= second.max_ms);
+        assert!(second.max_ms <= report.latency.max_ms + 0.01, "{second:?}");
+    }
+    // The JSON report carries the series and the machine's memory over time.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["latency_over_time"].as_array().unwrap().len(),
+        over_time.len()
+    );
+    let samples = json["samples"].as_array().unwrap();
+    assert!(!samples.is_empty());
+    for field in [
+        "t",
+        "connections",
+        "rss",
+        "slab",
+        "mem_available",
+        "mem_used",
+    ] {
+        assert!(samples[0][field].is_number(), "{field}: {}", samples[0]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

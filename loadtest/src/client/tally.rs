@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::seq::{Arrival, Streams};
 use super::sse::Frame;
-use crate::latency::{self, Hist};
+use crate::latency::{self, Hist, Series};
 
 /// Sequences from here on are not the loadtest's (it never publishes this many events).
 pub const SEQ_LIMIT: u64 = 1 << 30;
@@ -19,6 +19,8 @@ pub struct Tally {
     /// The same per sequence number, for the first `per_event.len()` events.
     #[serde(with = "latency::serde_hists")]
     pub per_event: Vec<Hist>,
+    /// The same by the second each event was sent in.
+    pub by_second: Series,
     /// Subscribers that had their response head (live or closed since).
     pub subscribers: u64,
     /// First copies of the loadtest's events received.
@@ -59,6 +61,7 @@ impl Tally {
         Tally {
             latency: latency::histogram(),
             per_event: (0..per_event).map(|_| latency::histogram()).collect(),
+            by_second: Series::default(),
             subscribers: 0,
             delivered: 0,
             lost: 0,
@@ -113,6 +116,7 @@ impl Tally {
         }
         let micros = now_nanos.saturating_sub(nanos) / 1000;
         self.latency.saturating_record(micros);
+        self.by_second.record(nanos / 1_000_000_000, micros);
         if let Some(hist) = self.per_event.get_mut(seq as usize) {
             hist.saturating_record(micros);
         }
@@ -153,6 +157,7 @@ impl Tally {
         for (into, from) in self.per_event.iter_mut().zip(&other.per_event) {
             latency::merge(into, from);
         }
+        self.by_second.merge(&other.by_second);
         self.subscribers += other.subscribers;
         self.delivered += other.delivered;
         self.lost += other.lost;
@@ -282,6 +287,9 @@ mod tests {
         assert_eq!((sum.delivered, sum.failed_status), (2, 2));
         assert_eq!(sum.per_event.len(), 2);
         assert_eq!(sum.per_event[1].len(), 2);
+        let seconds = sum.by_second.summary(|t| t);
+        assert_eq!(seconds.len(), 1, "sent at 1 ms after the epoch: second 0");
+        assert_eq!((seconds[0].second, seconds[0].count), (0, 2));
         assert_eq!(sum.first_error.as_deref(), Some("status 404"));
     }
 }

@@ -103,8 +103,7 @@ pub struct Report {
     pub kernel: PerSubscriber,
     /// Whether the server was idle at each reading.
     pub idle: bool,
-    /// RSS and connections over time.
-    #[serde(skip)]
+    /// Memory and connections over time, every 250 ms.
     pub samples: Samples,
 }
 

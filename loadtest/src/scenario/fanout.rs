@@ -1,6 +1,6 @@
 //! `fanout`: N subscribers, events published at a steady rate for a while; delivery latency,
 //! throughput, CPU time per delivery on both sides, and every lost, duplicated or reordered
-//! event.
+//! event; and latency over time, second by second of sending.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Connected, Run, Samples};
 use crate::error::Error;
-use crate::latency::Latency;
+use crate::latency::{Latency, SecondLatency};
 use crate::probe;
 use crate::publish::{self, Pace, Published, Requests};
 use crate::report::{self, Table};
@@ -52,6 +52,9 @@ pub struct Report {
     pub publish: Published,
     /// Publish-to-receive latency of every delivery.
     pub latency: Latency,
+    /// The same for the events sent in each second, on the samples' time axis; the counts
+    /// add up to `delivered`.
+    pub latency_over_time: Vec<SecondLatency>,
     /// Deliveries expected (subscribers x events published).
     pub expected: u64,
     /// First copies delivered.
@@ -80,8 +83,7 @@ pub struct Report {
     pub client_cpu_per_delivery_us: f64,
     /// The first failure.
     pub first_error: Option<String>,
-    /// RSS and connections over time.
-    #[serde(skip)]
+    /// Memory and connections over time, every 250 ms.
     pub samples: Samples,
 }
 
@@ -116,6 +118,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     // Events whose publish failed still had numbers: subscribers owe every number sent.
     let sent = published.published + published.failed;
     let tally = fleet.report(sent)?;
+    let latency_over_time = tally.by_second.summary(|unix| sampler.second_of(unix));
     let samples = sampler.stop();
     let per_delivery = |ticks: u64| {
         if tally.delivered == 0 {
@@ -133,6 +136,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         duration_seconds: args.duration.as_secs_f64(),
         size: args.size,
         latency: Latency::of(&tally.latency),
+        latency_over_time,
         expected: status.streaming * sent,
         delivered: tally.delivered,
         lost: tally.lost,

@@ -138,8 +138,7 @@ pub struct Report {
     pub tcp_mem_after: u64,
     /// Seconds between the attackers' end and that reading.
     pub settle_seconds: f64,
-    /// RSS and connections over time.
-    #[serde(skip)]
+    /// Memory and connections over time, every 250 ms.
     pub samples: Samples,
 }
 
@@ -430,9 +429,8 @@ mod tests {
             .map(|&(t, rss, tcp_mem)| Sample {
                 t,
                 rss,
-                rss_anon: 0,
                 tcp_mem,
-                connections: 0,
+                ..Sample::default()
             })
             .collect();
         assert_eq!(peak(&samples, 0.0, 1.5), (9, 3));

@@ -157,5 +157,5 @@ impl Run {
     }
 }
 
-/// Samples of a run, for the chart; not part of the JSON report.
+/// Samples of a run, for the chart and the JSON report.
 pub type Samples = Vec<Sample>;

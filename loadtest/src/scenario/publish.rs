@@ -91,8 +91,7 @@ pub struct Report {
     pub drain_seconds: f64,
     /// The first failure.
     pub first_error: Option<String>,
-    /// RSS and connections over time.
-    #[serde(skip)]
+    /// Memory and connections over time, every 250 ms.
     pub samples: Samples,
 }
 

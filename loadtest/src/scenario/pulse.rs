@@ -70,7 +70,7 @@ pub struct Report {
     pub pulses: Vec<Pulse>,
     /// Connections that failed, over all pulses.
     pub failed: u64,
-    /// RSS samples (every 250 ms).
+    /// Memory and connections over time, every 250 ms.
     pub samples: Samples,
 }
 
@@ -211,9 +211,7 @@ mod tests {
             .map(|(i, &rss)| Sample {
                 t: i as f64 * 0.5,
                 rss,
-                rss_anon: 0,
-                tcp_mem: 0,
-                connections: 0,
+                ..Sample::default()
             })
             .collect()
     }

@@ -83,8 +83,7 @@ pub struct Report {
     pub last_ms_by_round: Vec<f64>,
     /// The first failure (connection or publish).
     pub first_error: Option<String>,
-    /// RSS and connections over time.
-    #[serde(skip)]
+    /// Memory and connections over time, every 250 ms.
     pub samples: Samples,
 }
 
