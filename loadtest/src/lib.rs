@@ -7,7 +7,8 @@
 //! `client::chunked`) and accounts sequence numbers (`client::seq`); latencies go into
 //! per-thread histograms (`latency`) that are added up at the end. The `publish`er stamps
 //! each event with its stream, sequence and send time. `probe` reads memory and CPU from
-//! `/proc`, `sampler` records them over time for `svg`. `scenario` holds the runs (`connect`,
+//! `/proc`, `sampler` records them over time for `svg`. HTTP heads, the answers the clients
+//! read and the requests the floor reads, are parsed in `head`. `scenario` holds the runs (`connect`,
 //! `single`, `fanout`, `publish`, `pulse`, `hostile`); `floor` is the trivial broadcaster they
 //! compare against, and `attack` the misbehaving clients `hostile` sets on the server. `token`
 //! makes the subscriber tokens of the `tokens` command and reads them back for `--token-file`.
@@ -23,6 +24,7 @@ pub mod client;
 pub mod error;
 pub mod fleet;
 pub mod floor;
+pub mod head;
 pub mod http;
 pub mod latency;
 pub mod probe;
