@@ -142,9 +142,19 @@ pub fn thousands(value: u64) -> String {
     out
 }
 
-/// A rate, rounded to a whole number per second: `84,123/s`.
+/// A rate: a whole number grouped by thousands from 100 a second up (`389,029,477/s`), three
+/// significant figures below (`12.5/s`, `0.25/s`).
 pub fn per_second(value: f64) -> String {
-    format!("{}/s", thousands(value.round().max(0.0) as u64))
+    let value = value.max(0.0);
+    if value >= 99.95 {
+        return format!("{}/s", thousands(value.round() as u64));
+    }
+    if value == 0.0 {
+        return "0/s".into();
+    }
+    let decimals = (2 - value.log10().floor() as i32).clamp(0, 6) as usize;
+    let text = format!("{value:.decimals$}");
+    format!("{}/s", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Milliseconds with two decimals.
@@ -224,8 +234,20 @@ mod tests {
             grouped,
             ["0", "7", "999", "1,000", "84,123", "100,000", "389,029,477"]
         );
-        assert_eq!(per_second(389_029_477.098_7), "389,029,477/s");
-        assert_eq!(per_second(0.4), "0/s");
+        let rates = [389_029_477.098_7, 100.0, 99.96, 12.345, 5.0, 0.25, 0.1, 0.0];
+        assert_eq!(
+            rates.map(per_second),
+            [
+                "389,029,477/s",
+                "100/s",
+                "100/s",
+                "12.3/s",
+                "5/s",
+                "0.25/s",
+                "0.1/s",
+                "0/s"
+            ]
+        );
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct Readings {
     pub settled: Memory,
 }
 
+/// Picks one reading.
+type Reading = fn(&Readings) -> &Memory;
+
 /// The report of one `connect` run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -235,12 +238,12 @@ impl ScenarioReport for Report {
             report::bytes_each,
         );
         table.row(
-            "kernel / sub, average (both ends)",
+            "kernel / sub, average (whole machine, both ends)",
             |r| r.kernel.average,
             report::bytes_each,
         );
         table.row(
-            "kernel / sub, marginal (both ends)",
+            "kernel / sub, marginal (whole machine, both ends)",
             |r| r.kernel.marginal,
             report::bytes_each,
         );
@@ -258,13 +261,25 @@ impl ScenarioReport for Report {
             |r| r.memory.settled.rss as f64,
             mem,
         );
-        table.row("kernel before", |r| r.memory.before.kernel() as f64, mem);
-        table.row("kernel at N", |r| r.memory.full.kernel() as f64, mem);
-        table.row(
-            "kernel after settle",
-            |r| r.memory.settled.kernel() as f64,
-            mem,
-        );
+        let machine: [(&str, Reading); 3] = [
+            ("before", |m| &m.before),
+            ("at N", |m| &m.full),
+            ("after settle", |m| &m.settled),
+        ];
+        for (when, reading) in machine {
+            table.row(
+                &format!("kernel, whole machine, {when}"),
+                |r| reading(&r.memory).kernel() as f64,
+                mem,
+            );
+        }
+        for (when, reading) in machine {
+            table.row(
+                &format!("memory in use, whole machine, {when}"),
+                |r| reading(&r.memory).mem_used() as f64,
+                mem,
+            );
+        }
         table.alarm("connections never answered", |r| r.unanswered);
         table.alarm("failed connections", |r| r.failed);
         table.alarm("closed by server while held", |r| r.closed_by_server);

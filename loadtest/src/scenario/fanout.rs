@@ -188,17 +188,19 @@ impl ScenarioReport for Report {
         table.row(
             "events published",
             vec![format!(
-                "{} at {}/s for {:.0} s",
-                r.publish.published, r.events_per_second, r.duration_seconds
+                "{} at {} for {:.0} s",
+                report::thousands(r.publish.published),
+                report::per_second(r.events_per_second),
+                r.duration_seconds
             )],
         );
         let slow = r.publish.rate < 0.95 * r.events_per_second;
         table.row(
             "publish rate reached",
             vec![format!(
-                "{}{:.1}/s{}",
+                "{}{}{}",
                 if slow { "!! " } else { "" },
-                r.publish.rate,
+                report::per_second(r.publish.rate),
                 if slow { " !!" } else { "" }
             )],
         );
@@ -210,7 +212,7 @@ impl ScenarioReport for Report {
         table.row("latency max", vec![report::ms(r.latency.max_ms)]);
         table.row(
             "deliveries per second",
-            vec![format!("{:.0}", r.deliveries_per_second)],
+            vec![report::per_second(r.deliveries_per_second)],
         );
         table.row(
             "server CPU per delivery",

@@ -349,8 +349,10 @@ impl ScenarioReport for Report {
             "events accepted",
             both(&|p| {
                 format!(
-                    "{} at {}/s for {:.0} s",
-                    p.publish.published, r.events_per_second, r.phase_seconds
+                    "{} at {} for {:.0} s",
+                    report::thousands(p.publish.published),
+                    report::per_second(r.events_per_second),
+                    r.phase_seconds
                 )
             }),
         );
@@ -386,7 +388,7 @@ impl ScenarioReport for Report {
         );
         table.row("server RSS max", both(&|p| report::mib(p.rss_max)));
         table.row(
-            "machine TCP memory max",
+            "TCP memory, whole machine, max",
             both(&|p| report::mib(p.tcp_mem_max)),
         );
         table.row(
