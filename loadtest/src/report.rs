@@ -28,6 +28,24 @@ impl Table {
         self.rows.push(row);
     }
 
+    /// Adds a row for each count that should be zero (see [`alarm`]).
+    pub fn alarms(&mut self, counts: &[(&str, u64)]) {
+        for &(name, count) in counts {
+            self.row(name, vec![alarm(count)]);
+        }
+    }
+
+    /// Adds the rows of server and client CPU time: per `unit` (`delivery`, `event`), in
+    /// microseconds, and in all, in seconds.
+    pub fn cpu(&mut self, unit: &str, per_unit_us: [f64; 2], seconds: [f64; 2]) {
+        let [server_us, client_us] = per_unit_us;
+        self.row(&format!("server CPU per {unit}"), vec![us(server_us)]);
+        self.row(&format!("client CPU per {unit}"), vec![us(client_us)]);
+        let [server, client] = seconds;
+        let both = format!("{server:.2} s / {client:.2} s");
+        self.row("server / client CPU", vec![both]);
+    }
+
     /// Adds a section line.
     pub fn section(&mut self, name: &str) {
         self.rows.push(vec![format!("-- {name}")]);
@@ -184,6 +202,12 @@ pub fn ratio(a: f64, b: f64) -> String {
     } else {
         "-".into()
     }
+}
+
+/// Whether the last deliveries all arrived, and how long that took.
+pub fn drained(drained: bool, seconds: f64) -> String {
+    let verdict = if drained { "yes" } else { "!! NO !!" };
+    format!("{verdict} in {seconds:.2} s")
 }
 
 /// A count, with `!!` around it when it should be zero and is not.

@@ -73,6 +73,8 @@ pub struct Readings {
 
 /// Picks one reading.
 type Reading = fn(&Readings) -> &Memory;
+/// Picks one figure per subscriber.
+type PerSub = fn(&Report) -> &PerSubscriber;
 
 /// The report of one `connect` run.
 #[derive(Debug, Clone, Serialize)]
@@ -217,36 +219,19 @@ impl ScenarioReport for Report {
             |r| r.connect_seconds,
             |v| format!("{v:.1} s"),
         );
-        table.row(
-            "user RSS / sub, average",
-            |r| r.rss.average,
-            report::bytes_each,
-        );
-        table.row(
-            "user RSS / sub, marginal",
-            |r| r.rss.marginal,
-            report::bytes_each,
-        );
-        table.row(
-            "user RssAnon / sub, average",
-            |r| r.rss_anon.average,
-            report::bytes_each,
-        );
-        table.row(
-            "user RssAnon / sub, marginal",
-            |r| r.rss_anon.marginal,
-            report::bytes_each,
-        );
-        table.row(
-            "kernel / sub, average (whole machine, both ends)",
-            |r| r.kernel.average,
-            report::bytes_each,
-        );
-        table.row(
-            "kernel / sub, marginal (whole machine, both ends)",
-            |r| r.kernel.marginal,
-            report::bytes_each,
-        );
+        let per_subscriber: [(&str, &str, PerSub); 3] = [
+            ("user RSS", "", |r| &r.rss),
+            ("user RssAnon", "", |r| &r.rss_anon),
+            ("kernel", " (whole machine, both ends)", |r| &r.kernel),
+        ];
+        for (what, note, figure) in per_subscriber {
+            let (average, marginal) = (
+                format!("{what} / sub, average{note}"),
+                format!("{what} / sub, marginal{note}"),
+            );
+            table.row(&average, |r| figure(r).average, report::bytes_each);
+            table.row(&marginal, |r| figure(r).marginal, report::bytes_each);
+        }
         let mem = |v: f64| report::mib(v as u64);
         table.row("server RSS before", |r| r.memory.before.rss as f64, mem);
         table.row("server RSS at N/2", |r| r.memory.half.rss as f64, mem);

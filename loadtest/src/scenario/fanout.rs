@@ -181,9 +181,8 @@ impl ScenarioReport for Report {
 
     /// Renders a report.
     fn table(&self, _floor: Option<&Report>) -> Table {
-        let report = self;
-        let mut table = Table::new(&["fanout", report.server.as_str()]);
-        let r = report;
+        let r = self;
+        let mut table = Table::new(&["fanout", r.server.as_str()]);
         table.row("subscribers", vec![r.subscribers.to_string()]);
         table.row(
             "events published",
@@ -214,20 +213,10 @@ impl ScenarioReport for Report {
             "deliveries per second",
             vec![report::per_second(r.deliveries_per_second)],
         );
-        table.row(
-            "server CPU per delivery",
-            vec![report::us(r.server_cpu_per_delivery_us)],
-        );
-        table.row(
-            "client CPU per delivery",
-            vec![report::us(r.client_cpu_per_delivery_us)],
-        );
-        table.row(
-            "server / client CPU",
-            vec![format!(
-                "{:.2} s / {:.2} s",
-                r.server_cpu_seconds, r.client_cpu_seconds
-            )],
+        table.cpu(
+            "delivery",
+            [r.server_cpu_per_delivery_us, r.client_cpu_per_delivery_us],
+            [r.server_cpu_seconds, r.client_cpu_seconds],
         );
         table.row(
             "publish round trip p99",
@@ -235,20 +224,15 @@ impl ScenarioReport for Report {
         );
         table.row("delivered", vec![r.delivered.to_string()]);
         table.row("expected", vec![r.expected.to_string()]);
-        table.row("lost", vec![report::alarm(r.lost)]);
-        table.row("duplicated", vec![report::alarm(r.duplicated)]);
-        table.row("reordered", vec![report::alarm(r.reordered)]);
-        table.row("publishes failed", vec![report::alarm(r.publish.failed)]);
-        table.row("failed connections", vec![report::alarm(r.failed)]);
-        table.row("closed by server", vec![report::alarm(r.closed_by_server)]);
-        table.row(
-            "drained",
-            vec![format!(
-                "{} in {:.2} s",
-                if r.drained { "yes" } else { "!! NO !!" },
-                r.drain_seconds
-            )],
-        );
+        table.alarms(&[
+            ("lost", r.lost),
+            ("duplicated", r.duplicated),
+            ("reordered", r.reordered),
+            ("publishes failed", r.publish.failed),
+            ("failed connections", r.failed),
+            ("closed by server", r.closed_by_server),
+        ]);
+        table.row("drained", vec![report::drained(r.drained, r.drain_seconds)]);
         if r.publish.failed > 0 {
             table.section("lost counts the events of failed publishes too");
         }

@@ -337,8 +337,7 @@ impl ScenarioReport for Report {
 
     /// Renders a report: both phases side by side, then a line per attacker.
     fn table(&self, _floor: Option<&Report>) -> Table {
-        let report = self;
-        let r = report;
+        let r = self;
         let mut table = Table::new(&["hostile", "quiet", "hostile"]);
         let both = |f: &dyn Fn(&Phase) -> String| vec![f(&r.quiet), f(&r.hostile)];
         table.row(
@@ -378,13 +377,7 @@ impl ScenarioReport for Report {
         table.row("latency max", both(&|p| report::ms(p.latency.max_ms)));
         table.row(
             "drained",
-            both(&|p| {
-                format!(
-                    "{} in {:.2} s",
-                    if p.drained { "yes" } else { "!! NO !!" },
-                    p.drain_seconds
-                )
-            }),
+            both(&|p| report::drained(p.drained, p.drain_seconds)),
         );
         table.row("server RSS max", both(&|p| report::mib(p.rss_max)));
         table.row(

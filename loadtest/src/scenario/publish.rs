@@ -187,9 +187,8 @@ impl ScenarioReport for Report {
 
     /// Renders a report.
     fn table(&self, _floor: Option<&Report>) -> Table {
-        let report = self;
-        let mut table = Table::new(&["publish", report.server.as_str()]);
-        let r = report;
+        let r = self;
+        let mut table = Table::new(&["publish", r.server.as_str()]);
         let count = |n: u64| vec![report::thousands(n)];
         table.row("subscribers", count(r.subscribers));
         table.row(
@@ -212,20 +211,10 @@ impl ScenarioReport for Report {
             "events per second",
             vec![report::per_second(r.events_per_second)],
         );
-        table.row(
-            "server CPU per event",
-            vec![report::us(r.server_cpu_per_event_us)],
-        );
-        table.row(
-            "client CPU per event",
-            vec![report::us(r.client_cpu_per_event_us)],
-        );
-        table.row(
-            "server / client CPU",
-            vec![format!(
-                "{:.2} s / {:.2} s",
-                r.server_cpu_seconds, r.client_cpu_seconds
-            )],
+        table.cpu(
+            "event",
+            [r.server_cpu_per_event_us, r.client_cpu_per_event_us],
+            [r.server_cpu_seconds, r.client_cpu_seconds],
         );
         table.row(
             "publish round trip p50",
@@ -239,19 +228,14 @@ impl ScenarioReport for Report {
         table.row("delivery latency p99", vec![report::ms(r.latency.p99_ms)]);
         table.row("delivered", count(r.delivered));
         table.row("expected", count(r.expected));
-        table.row("lost", vec![report::alarm(r.lost)]);
-        table.row("duplicated", vec![report::alarm(r.duplicated)]);
-        table.row("reordered", vec![report::alarm(r.reordered)]);
-        table.row("failed connections", vec![report::alarm(r.failed)]);
-        table.row("closed by server", vec![report::alarm(r.closed_by_server)]);
-        table.row(
-            "drained",
-            vec![format!(
-                "{} in {:.2} s",
-                if r.drained { "yes" } else { "!! NO !!" },
-                r.drain_seconds
-            )],
-        );
+        table.alarms(&[
+            ("lost", r.lost),
+            ("duplicated", r.duplicated),
+            ("reordered", r.reordered),
+            ("failed connections", r.failed),
+            ("closed by server", r.closed_by_server),
+        ]);
+        table.row("drained", vec![report::drained(r.drained, r.drain_seconds)]);
         table.section("CPU per event published, the subscribers' deliveries included");
         if let Some(error) = &r.first_error {
             table.section(&format!("first failure: {error}"));

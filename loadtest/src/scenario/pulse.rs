@@ -180,7 +180,7 @@ impl ScenarioReport for Report {
 
     /// Renders a report.
     fn table(&self, _floor: Option<&Report>) -> Table {
-        let report = self;
+        let r = self;
         let mut table = Table::new(&[
             "pulse",
             "subs",
@@ -193,7 +193,7 @@ impl ScenarioReport for Report {
             "back within 2 MiB",
         ]);
         let mib = |v: Option<u64>| v.map_or("-".into(), report::mib);
-        for (i, p) in report.pulses.iter().enumerate() {
+        for (i, p) in r.pulses.iter().enumerate() {
             table.row(
                 &format!("{} {}", i + 1, p.kind),
                 vec![
@@ -209,8 +209,8 @@ impl ScenarioReport for Report {
                 ],
             );
         }
-        if report.failed > 0 {
-            table.section(&format!("!! {} connections failed !!", report.failed));
+        if r.failed > 0 {
+            table.section(&format!("!! {} connections failed !!", r.failed));
         }
         table
     }
