@@ -1,14 +1,17 @@
 //! Command-line flags, their bounds, and how they become a [`Run`](crate::scenario::Run).
+//!
+//! Each scenario's own flags are its `Args`, in its module; here are the flags every scenario
+//! takes ([`Common`]), the floor's ([`FloorFlags`]) and the commands that are not scenarios.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::attack::{Kind, Sizes};
 use crate::error::Error;
 use crate::fleet::ClientOptions;
-use crate::scenario::{self, Run};
+use crate::scenario::{connect, fanout, hostile, publish, pulse, single, Run};
 use crate::target::{Publish, Target, Url, DEFAULT_BODY};
 use crate::token::{Place, TokenFile};
 use crate::ui::Ui;
@@ -27,26 +30,44 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Open N idle subscribers; server memory per subscriber (user space, kernel), then close.
-    Connect(ConnectCmd),
+    Connect {
+        /// Flags every scenario takes.
+        #[command(flatten)]
+        common: Common,
+        /// The scenario's flags.
+        #[command(flatten)]
+        args: connect::Args,
+        /// Beside or instead of the floor.
+        #[command(flatten)]
+        floor: FloorFlags,
+    },
     /// Publish at a steady rate to N subscribers; latency, throughput, CPU, lost events.
-    Fanout(FanoutCmd),
+    Fanout(Scenario<fanout::Args>),
     /// One event at a time to N subscribers; time to the first, median and last one.
-    Single(SingleCmd),
+    Single {
+        /// Flags every scenario takes.
+        #[command(flatten)]
+        common: Common,
+        /// The scenario's flags.
+        #[command(flatten)]
+        args: single::Args,
+        /// Beside or instead of the floor.
+        #[command(flatten)]
+        floor: FloorFlags,
+        /// Run this many times (alternating with the floor's runs, if any) and report the
+        /// median of each figure: runs minutes apart differ by more than the servers do.
+        #[arg(long, default_value_t = 1, value_parser = count(1, 10))]
+        rounds: usize,
+    },
     /// Big then small connection spikes; how fast server RSS comes back down.
-    Pulse(PulseCmd),
+    Pulse(Scenario<pulse::Args>),
     /// Publish as fast as the server answers, on pipelined keep-alive connections; events and
     /// requests per second, server and client CPU per event, publish round trips, and loss
     /// and order at a few subscribers.
-    Publish(PublishCmd),
+    Publish(Scenario<publish::Args>),
     /// Publish to good subscribers, alone and then beside every kind of hostile client;
     /// loss, latency and server memory in both phases, and what each attacker got.
-    Hostile(HostileCmd),
-    /// `single` or `connect` against the built-in floor broadcaster.
-    Floor {
-        /// The scenario to run against the floor.
-        #[command(subcommand)]
-        scenario: FloorScenario,
-    },
+    Hostile(Scenario<hostile::Args>),
     /// Serve the floor broadcaster (for compare.sh): prints `listening ADDR`.
     ServeFloor(ServeFloorCmd),
     /// Write a file of subscriber tokens (HS256 JWTs in Mercure's format, one a line, valid
@@ -58,13 +79,27 @@ pub enum Command {
     Worker,
 }
 
-/// The scenarios the floor runs.
-#[derive(Debug, Subcommand)]
-pub enum FloorScenario {
-    /// One event at a time against the floor.
-    Single(SingleCmd),
-    /// Idle subscribers against the floor.
-    Connect(ConnectCmd),
+/// A scenario's command line: the flags every scenario takes, and its own.
+#[derive(Debug, Clone, Args)]
+pub struct Scenario<A: Args> {
+    /// Flags every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// The scenario's flags.
+    #[command(flatten)]
+    pub args: A,
+}
+
+/// Where `connect` and `single` run besides the server: the floor broadcaster, started for
+/// the run in a child process.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct FloorFlags {
+    /// Also run the floor server with the same client, and show the ratios.
+    #[arg(long)]
+    pub with_floor: bool,
+    /// Run against the floor server only; `--url` and `--pid` are not used.
+    #[arg(long, conflicts_with = "with_floor")]
+    pub floor_only: bool,
 }
 
 /// Flags every scenario takes.
@@ -139,211 +174,7 @@ pub struct Common {
 
 /// The most subscribers a scenario opens: a million and more, over client processes of
 /// `--per-process` each and loopback source addresses of `--per-address` each.
-const MAX_SUBSCRIBERS: i64 = 2_000_000;
-
-/// `connect` flags.
-#[derive(Debug, Clone, Args)]
-pub struct ConnectCmd {
-    /// Flags every scenario takes.
-    #[command(flatten)]
-    pub common: Common,
-    /// Subscribers to open.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=MAX_SUBSCRIBERS))]
-    pub subscribers: u32,
-    /// How long to hold them open.
-    #[arg(long, default_value = "10s", value_parser = duration(3600))]
-    pub hold: Duration,
-    /// How long after closing to read memory again.
-    #[arg(long, default_value = "10s", value_parser = duration(600))]
-    pub settle: Duration,
-    /// Also run the floor server with the same client, and show the ratios.
-    #[arg(long)]
-    pub with_floor: bool,
-}
-
-/// `single` flags.
-#[derive(Debug, Clone, Args)]
-pub struct SingleCmd {
-    /// Flags every scenario takes.
-    #[command(flatten)]
-    pub common: Common,
-    /// Subscribers.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_SUBSCRIBERS))]
-    pub subscribers: u32,
-    /// Events, one at a time.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=scenario::single::MAX_EVENTS as i64))]
-    pub events: u32,
-    /// Event data size in bytes (at least the stamp).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=65_536))]
-    pub size: u32,
-    /// The longest wait for one event to reach everyone.
-    #[arg(long, default_value = "10s", value_parser = duration(600))]
-    pub event_timeout: Duration,
-    /// Pause after each event has reached everyone.
-    #[arg(long, default_value = "200ms", value_parser = duration(60))]
-    pub gap: Duration,
-    /// Also run the floor server with the same client, and show the ratios.
-    #[arg(long)]
-    pub with_floor: bool,
-    /// With `--with-floor`, alternate server and floor runs this many times and report the
-    /// median of each figure: runs minutes apart differ by more than the servers do.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
-    pub rounds: u32,
-}
-
-/// `fanout` flags.
-#[derive(Debug, Clone, Args)]
-pub struct FanoutCmd {
-    /// Flags every scenario takes.
-    #[command(flatten)]
-    pub common: Common,
-    /// Subscribers.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_SUBSCRIBERS))]
-    pub subscribers: u32,
-    /// Events published per second.
-    #[arg(long, value_parser = rate(0.1, 100_000.0))]
-    pub events_per_second: f64,
-    /// How long to publish.
-    #[arg(long, default_value = "10s", value_parser = duration(600))]
-    pub duration: Duration,
-    /// Event data size in bytes (at least the stamp).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=65_536))]
-    pub size: u32,
-    /// Keep-alive publish connections, used in turn (requests are pipelined on each). With
-    /// more than one, events in flight together may arrive reordered.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub publish_connections: u16,
-}
-
-/// `publish` flags.
-#[derive(Debug, Clone, Args)]
-pub struct PublishCmd {
-    /// Flags every scenario takes.
-    #[command(flatten)]
-    pub common: Common,
-    /// Subscribers, each checking every event.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=250_000))]
-    pub subscribers: u32,
-    /// Keep-alive publish connections, each numbering its own events (checked in order per
-    /// connection).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub connections: u16,
-    /// Events in all, shared out between the connections.
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub events: u32,
-    /// Requests written but not answered per connection (the pipelining depth). Requests are
-    /// written as fast as this window allows, not at a set rate.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub in_flight: u32,
-    /// Events per request. Above 1, a request is a JSON array of single-event bodies made
-    /// from --publish-body, `[body1,body2,...]`: only servers with batch publish accept it
-    /// (ssecast, up to its --max-batch).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub batch: u32,
-    /// Event data size in bytes (at least the stamp).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=65_536))]
-    pub size: u32,
-}
-
-/// `pulse` flags.
-#[derive(Debug, Clone, Args)]
-pub struct PulseCmd {
-    /// Flags every scenario takes.
-    #[command(flatten)]
-    pub common: Common,
-    /// Subscribers in a big pulse.
-    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u32).range(1..=250_000))]
-    pub big: u32,
-    /// Subscribers in a small pulse.
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=250_000))]
-    pub small: u32,
-    /// Big pulses.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=20))]
-    pub pulses: u32,
-    /// Small pulses after the big ones.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=50))]
-    pub small_pulses: u32,
-    /// How long each pulse holds its connections.
-    #[arg(long, default_value = "20s", value_parser = duration(3600))]
-    pub hold: Duration,
-    /// How long RSS is watched after each close (at least 11 s, to see +10 s).
-    #[arg(long, default_value = "15s", value_parser = duration(3600))]
-    pub pause: Duration,
-}
-
-/// `hostile` flags. Good subscribers use 127.0.0.1, 127.0.0.2, ... (at most
-/// [`GOOD_PER_ADDRESS`] each, under the server's per-address limit); each kind of attacker
-/// its own address from 127.0.0.60 on.
-#[derive(Debug, Clone, Args)]
-pub struct HostileCmd {
-    /// Flags every scenario takes.
-    #[command(flatten)]
-    pub common: Common,
-    /// Good subscribers.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=50_000))]
-    pub subscribers: u32,
-    /// Events published per second, on one kept-alive connection.
-    #[arg(long, default_value_t = 100.0, value_parser = rate(0.1, 10_000.0))]
-    pub events_per_second: f64,
-    /// The whole run: a quiet phase, then a hostile phase, each half of it.
-    #[arg(long, default_value = "30s", value_parser = duration(1200))]
-    pub duration: Duration,
-    /// Event data size in bytes (at least the stamp).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=65_536))]
-    pub size: u32,
-    /// The kinds of attackers, comma-separated [default: all].
-    #[arg(long, value_delimiter = ',', value_enum)]
-    pub attacks: Vec<Kind>,
-    /// Slowloris connections (request heads one byte a second).
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=900))]
-    pub slowloris: u32,
-    /// Topic flood connections, each sending publishes back to back.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub topic_floods: u32,
-    /// Topic names in one topic flood publish.
-    #[arg(long, default_value_t = 70_000, value_parser = clap::value_parser!(u32).range(65..=1_000_000))]
-    pub flood_topics: u32,
-    /// The server's largest publish body: a topic flood body's size, and what a stalled
-    /// body declares.
-    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1024..=(64 << 20)))]
-    pub body_bytes: u32,
-    /// Stalled publish bodies held at once.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=900))]
-    pub stalled_bodies: u32,
-    /// Bytes of its body a stalled publish sends before it stalls.
-    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(0..=(64 << 20)))]
-    pub stalled_sent: u32,
-    /// Connections pipelining `GET /` without reading the answers.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=900))]
-    pub unread_pipelines: u32,
-    /// Subscribers of the good clients' topic that never read.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=900))]
-    pub never_read: u32,
-    /// Loops resuming from an unknown id on 64 topics.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub resumes: u32,
-    /// Loops subscribing to 64 new topics and leaving at once.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub subscribe_leaves: u32,
-    /// Loops sending garbage instead of requests.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub garbage: u32,
-    /// Connections a connect flood opens from its address before closing them all (more than
-    /// the server's per-address limit, 1,000 by default, to be refused).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
-    pub connect_flood: u32,
-    /// Exchanges per second of one resume, subscribe-leave or garbage loop; 0 is as fast as
-    /// the answers come.
-    #[arg(long, default_value_t = 100.0, value_parser = rate(0.0, 100_000.0))]
-    pub churn_rate: f64,
-    /// How long after the attackers stop server memory is read again.
-    #[arg(long, default_value = "5s", value_parser = duration(600))]
-    pub settle: Duration,
-}
-
-/// Good subscribers per source address in `hostile`: under the server's default limit of
-/// 1,000 with room for the publisher and `/stats` on the first.
-pub const GOOD_PER_ADDRESS: u32 = 900;
+pub const MAX_SUBSCRIBERS: u64 = 2_000_000;
 
 /// `serve-floor` flags.
 #[derive(Debug, Clone, Args)]
@@ -373,9 +204,21 @@ pub struct TokensCmd {
     pub out: PathBuf,
 }
 
-fn duration(max_seconds: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+/// A duration flag (`10s`, `250ms`) of at most `max_seconds`.
+pub fn duration(max_seconds: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    duration_between(0, max_seconds)
+}
+
+/// A duration flag from `min_seconds` to `max_seconds`.
+pub fn duration_between(
+    min_seconds: u64,
+    max_seconds: u64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone {
     move |text| {
         let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+        if d < Duration::from_secs(min_seconds) {
+            return Err(format!("at least {min_seconds} s"));
+        }
         if d > Duration::from_secs(max_seconds) {
             return Err(format!("at most {max_seconds} s"));
         }
@@ -383,7 +226,13 @@ fn duration(max_seconds: u64) -> impl Fn(&str) -> Result<Duration, String> + Clo
     }
 }
 
-fn rate(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
+/// A count flag from `min` to `max`.
+pub fn count(min: u64, max: u64) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(min..=max)
+}
+
+/// A rate flag from `min` to `max`.
+pub fn rate(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
     move |text| {
         let value: f64 = text.parse().map_err(|_| format!("not a number: {text}"))?;
         if !(min..=max).contains(&value) {
@@ -472,120 +321,6 @@ fn node_pids(urls: &[Url]) -> Result<Vec<u32>, Error> {
     Ok(pids)
 }
 
-impl ConnectCmd {
-    /// The scenario's arguments.
-    pub fn args(&self) -> scenario::connect::Args {
-        scenario::connect::Args {
-            subscribers: self.subscribers as usize,
-            hold: self.hold,
-            settle: self.settle,
-        }
-    }
-}
-
-impl SingleCmd {
-    /// The scenario's arguments.
-    pub fn args(&self) -> scenario::single::Args {
-        scenario::single::Args {
-            subscribers: self.subscribers as usize,
-            events: self.events as usize,
-            size: self.size as usize,
-            event_timeout: self.event_timeout,
-            gap: self.gap,
-        }
-    }
-}
-
-impl FanoutCmd {
-    /// The scenario's arguments.
-    pub fn args(&self) -> scenario::fanout::Args {
-        scenario::fanout::Args {
-            subscribers: self.subscribers as usize,
-            rate: self.events_per_second,
-            duration: self.duration,
-            size: self.size as usize,
-            publish_connections: usize::from(self.publish_connections),
-        }
-    }
-}
-
-impl PublishCmd {
-    /// The scenario's arguments.
-    pub fn args(&self) -> scenario::publish::Args {
-        scenario::publish::Args {
-            subscribers: self.subscribers as usize,
-            connections: usize::from(self.connections),
-            events: u64::from(self.events),
-            in_flight: u64::from(self.in_flight),
-            batch: u64::from(self.batch),
-            size: self.size as usize,
-        }
-    }
-}
-
-impl HostileCmd {
-    /// A run with good subscribers spread at most [`GOOD_PER_ADDRESS`] to an address.
-    pub fn run(&self, target: Target) -> Run {
-        let mut run = self.common.run(target, 0);
-        run.client.per_address = run.client.per_address.min(GOOD_PER_ADDRESS as usize);
-        run
-    }
-
-    /// The scenario's arguments.
-    pub fn args(&self) -> scenario::hostile::Args {
-        let attacks = if self.attacks.is_empty() {
-            Kind::ALL.to_vec()
-        } else {
-            let mut kinds = self.attacks.clone();
-            kinds.sort();
-            kinds.dedup();
-            kinds
-        };
-        scenario::hostile::Args {
-            subscribers: self.subscribers as usize,
-            rate: self.events_per_second,
-            phase: self.duration / 2,
-            size: self.size as usize,
-            attacks,
-            sizes: Sizes {
-                slowloris: self.slowloris as usize,
-                topic_flood: self.topic_floods as usize,
-                flood_topics: self.flood_topics as usize,
-                body_bytes: self.body_bytes as usize,
-                stalled_bodies: self.stalled_bodies as usize,
-                stalled_sent: self.stalled_sent as usize,
-                unread_pipelines: self.unread_pipelines as usize,
-                never_read: self.never_read as usize,
-                resumes: self.resumes as usize,
-                subscribe_leaves: self.subscribe_leaves as usize,
-                garbage: self.garbage as usize,
-                connect_flood: self.connect_flood as usize,
-                churn_rate: self.churn_rate,
-            },
-            settle: self.settle,
-        }
-    }
-}
-
-impl PulseCmd {
-    /// The scenario's arguments, or why they make no sense.
-    pub fn args(&self) -> Result<scenario::pulse::Args, Error> {
-        if self.pause < Duration::from_secs(11) {
-            return Err(Error::Flag(
-                "--pause must be at least 11s to see RSS at +10 s".into(),
-            ));
-        }
-        Ok(scenario::pulse::Args {
-            big: self.big as usize,
-            small: self.small as usize,
-            pulses: self.pulses as usize,
-            small_pulses: self.small_pulses as usize,
-            hold: self.hold,
-            pause: self.pause,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Cli;
@@ -639,7 +374,7 @@ mod tests {
             let mut args = vec!["t", "connect", "--subscribers", "5"];
             args.extend_from_slice(extra);
             match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Connect(cmd)) => cmd.common.url,
+                Ok(Command::Connect { common, .. }) => common.url,
                 other => panic!("connect did not parse: {other:?}"),
             }
         };
@@ -671,7 +406,7 @@ mod tests {
                 &pid,
             ];
             match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Single(cmd)) => cmd.common.target().unwrap(),
+                Ok(Command::Single { common, .. }) => common.target().unwrap(),
                 Ok(Command::Hostile(cmd)) => cmd.common.target().unwrap(),
                 other => panic!("{scenario} did not parse: {other:?}"),
             }
@@ -686,13 +421,37 @@ mod tests {
     }
 
     #[test]
+    fn the_floor_runs_beside_or_instead() {
+        use super::Command;
+        let floor = |extra: &[&str]| {
+            let mut args = vec!["t", "single", "--subscribers", "5"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Single { floor, rounds, .. }) => {
+                    Some((floor.with_floor, floor.floor_only, rounds))
+                }
+                _ => None,
+            }
+        };
+        assert_eq!(floor(&[]), Some((false, false, 1)));
+        assert_eq!(
+            floor(&["--with-floor", "--rounds", "3"]),
+            Some((true, false, 3))
+        );
+        assert_eq!(floor(&["--floor-only"]), Some((false, true, 1)));
+        assert_eq!(floor(&["--floor-only", "--with-floor"]), None);
+        assert_eq!(floor(&["--rounds", "11"]), None);
+        assert!(Cli::try_parse_from(["t", "pulse", "--pause", "10s"]).is_err());
+    }
+
+    #[test]
     fn publish_defaults_and_bounds() {
         use super::Command;
         let parse = |extra: &[&str]| {
             let mut args = vec!["t", "publish"];
             args.extend_from_slice(extra);
             match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Publish(cmd)) => Some(cmd.args()),
+                Ok(Command::Publish(cmd)) => Some(cmd.args),
                 _ => None,
             }
         };
@@ -738,10 +497,12 @@ mod tests {
             let mut args = vec!["t", "connect", "--subscribers", "5"];
             args.extend_from_slice(extra);
             match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Connect(cmd)) => Ok(cmd.common.token_file.map(|path| TokenFile {
-                    path,
-                    place: cmd.common.token_in,
-                })),
+                Ok(Command::Connect { common, .. }) => {
+                    Ok(common.token_file.map(|path| TokenFile {
+                        path,
+                        place: common.token_in,
+                    }))
+                }
                 Ok(_) => panic!("not connect"),
                 Err(e) => Err(e.kind()),
             }
@@ -766,21 +527,23 @@ mod tests {
 
     #[test]
     fn hostile_takes_a_list_of_attacks_or_all() {
-        use super::{Command, Kind};
+        use super::Command;
+        use crate::attack::Kind;
         let parse = |extra: &[&str]| {
             let mut args = vec!["t", "hostile"];
             args.extend_from_slice(extra);
             match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Hostile(cmd)) => Some(cmd.args()),
+                Ok(Command::Hostile(cmd)) => Some(cmd.args),
                 _ => None,
             }
         };
         let all = parse(&[]).unwrap();
-        assert_eq!(all.attacks, Kind::ALL.to_vec());
-        assert_eq!(all.phase, std::time::Duration::from_secs(15));
+        assert_eq!(all.kinds(), Kind::ALL.to_vec());
+        assert_eq!(all.duration, std::time::Duration::from_secs(30));
         assert_eq!((all.subscribers, all.sizes.flood_topics), (500, 70_000));
+        assert_eq!(all.sizes.topic_flood, 2, "--topic-floods");
         let two = parse(&["--attacks", "garbage,slowloris,garbage"]).unwrap();
-        assert_eq!(two.attacks, vec![Kind::Slowloris, Kind::Garbage]);
+        assert_eq!(two.kinds(), vec![Kind::Slowloris, Kind::Garbage]);
         assert!(parse(&["--attacks", "nope"]).is_none());
         assert!(parse(&["--slowloris", "5000"]).is_none());
     }

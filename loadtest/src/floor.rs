@@ -18,12 +18,11 @@ use std::thread;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::head::{self, RequestHead};
 
 /// The head every subscriber gets.
 const HEAD: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
-/// The longest request head read.
-const MAX_HEAD_BYTES: usize = 8192;
 /// The largest publish body read.
 const MAX_BODY_BYTES: usize = 1 << 20;
 /// How long a request may take to arrive.
@@ -68,15 +67,16 @@ pub fn serve(listener: TcpListener, threads: usize) -> Result<(), Error> {
             continue;
         };
         let _ = socket.set_read_timeout(Some(READ_TIMEOUT));
-        let Some((method, path, rest)) = read_head(&mut socket) else {
+        let mut buf = Vec::with_capacity(512);
+        let Some(head) = read_head(&mut socket, &mut buf) else {
             continue;
         };
-        match (method.as_str(), path.as_str()) {
+        match (head.method.as_str(), head.path.as_str()) {
             ("POST", _) => {
                 let floor = floor.clone();
                 let _ = thread::Builder::new()
                     .name("floor-publish".into())
-                    .spawn(move || publish_loop(&floor, socket, rest));
+                    .spawn(move || publish_loop(&floor, socket, buf));
             }
             ("GET", "/stats") => {
                 let body = format!(
@@ -139,30 +139,21 @@ fn write_loop(shard: &Shard, frames: &Receiver<Arc<[u8]>>, count: &AtomicUsize) 
     }
 }
 
-/// Serves publishes on one keep-alive connection.
+/// Serves publishes on one keep-alive connection; `buf` holds what was read of it so far.
 fn publish_loop(floor: &Floor, mut socket: TcpStream, mut buf: Vec<u8>) {
     let _ = socket.set_read_timeout(Some(Duration::from_secs(60)));
     let _ = socket.set_nodelay(true);
-    loop {
-        let Some(length) = content_length(&buf) else {
-            return;
-        };
-        let Some(head_end) = find(&buf, b"\r\n\r\n").map(|at| at + 4) else {
-            return;
-        };
-        if length > MAX_BODY_BYTES {
+    while let Some(head) = read_head(&mut socket, &mut buf) {
+        let end = head.len + head.content_length;
+        if head.content_length > MAX_BODY_BYTES {
             return;
         }
-        while buf.len() < head_end + length {
-            let mut chunk = [0u8; 8192];
-            match socket.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        while buf.len() < end {
+            if !read_more(&mut socket, &mut buf) {
+                return;
             }
         }
-        let body = buf[head_end..head_end + length].to_vec();
-        buf.drain(..head_end + length);
-        let (status, answer) = match encode(&body) {
+        let (status, answer) = match encode(&buf[head.len..end]) {
             Some(frame) => {
                 for writer in &floor.writers {
                     let _ = writer.send(frame.clone());
@@ -172,23 +163,13 @@ fn publish_loop(floor: &Floor, mut socket: TcpStream, mut buf: Vec<u8>) {
             }
             None => ("400 Bad Request", r#"{"error":"bad body"}"#.to_owned()),
         };
+        buf.drain(..end);
         let response = format!(
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
             answer.len()
         );
         if socket.write_all(response.as_bytes()).is_err() {
             return;
-        }
-        // The next request's head.
-        while find(&buf, b"\r\n\r\n").is_none() {
-            let mut chunk = [0u8; 8192];
-            match socket.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            if buf.len() > MAX_HEAD_BYTES {
-                return;
-            }
         }
     }
 }
@@ -210,41 +191,29 @@ pub fn encode(body: &[u8]) -> Option<Arc<[u8]>> {
     Some(frame.into_bytes().into())
 }
 
-/// Reads one request head; returns its method, path and every byte read.
-fn read_head(socket: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 2048];
-    while find(&buf, b"\r\n\r\n").is_none() {
-        let n = socket.read(&mut chunk).ok()?;
-        if n == 0 || buf.len() > MAX_HEAD_BYTES {
+/// Reads until `buf` starts with a whole request head; `None` if the connection ends first or
+/// sends no HTTP.
+fn read_head(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RequestHead> {
+    loop {
+        if let Some(head) = head::request(buf).ok()? {
+            return Some(head);
+        }
+        if !read_more(socket, buf) {
             return None;
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut request = httparse::Request::new(&mut headers);
-    request.parse(&buf).ok()?;
-    let method = request.method?.to_owned();
-    let path = request.path?.split('?').next()?.to_owned();
-    Some((method, path, buf))
 }
 
-fn content_length(buf: &[u8]) -> Option<usize> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut request = httparse::Request::new(&mut headers);
-    request.parse(buf).ok()?;
-    let length = request
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    Some(length)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// Appends what `socket` has to `buf`; false at its end or on an error.
+fn read_more(socket: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 8192];
+    match socket.read(&mut chunk) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
 }
 
 /// A floor server in a child process.

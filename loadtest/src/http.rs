@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::client::chunked::Chunked;
 use crate::error::Error;
+use crate::head::{self, Malformed};
 
 /// The longest any read or write may block.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,28 +131,11 @@ pub(crate) fn read_response(
         }
         Ok(n)
     };
-    let (status, head_len, length, chunked, close) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let mut length = None;
-                let mut chunked = false;
-                let mut close = response.version == Some(0);
-                for h in response.headers.iter() {
-                    let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse::<usize>().ok();
-                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                        chunked = value.contains("chunked");
-                    } else if h.name.eq_ignore_ascii_case("connection") {
-                        close = value.contains("close");
-                    }
-                }
-                break (response.code.unwrap_or(0), len, length, chunked, close);
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(_) => return Err(Retry::Failed("malformed answer head".into())),
+    let head = loop {
+        match head::response(buf) {
+            Ok(Some(head)) => break head,
+            Ok(None) => {}
+            Err(Malformed) => return Err(Retry::Failed("malformed answer head".into())),
         }
         if fill(buf)? == 0 {
             return Err(if buf.is_empty() {
@@ -161,8 +145,9 @@ pub(crate) fn read_response(
             });
         }
     };
+    let (status, head_len, close) = (head.status, head.len, head.close);
     let cut_short = || Retry::Failed("answer cut short".into());
-    if chunked {
+    if head.chunked {
         let mut decoder = Chunked::default();
         let mut body = Vec::new();
         let mut at = head_len;
@@ -180,7 +165,7 @@ pub(crate) fn read_response(
         }
     }
     let no_body = status == 204 || status == 304 || (100..200).contains(&status);
-    match length.or(no_body.then_some(0)) {
+    match head.content_length.or(no_body.then_some(0)) {
         Some(length) => {
             while buf.len() < head_len + length {
                 if fill(buf)? == 0 {

@@ -5,10 +5,12 @@
 //! and, above one process's open-file limit, `worker` processes of the same program driven
 //! over JSON lines. Each connection parses its stream with a few bytes of state (`client::sse`,
 //! `client::chunked`) and accounts sequence numbers (`client::seq`); latencies go into
-//! per-thread histograms (`latency`) that are added up at the end. The `publish`er stamps
-//! each event with its stream, sequence and send time. `probe` reads memory and CPU from
-//! `/proc`, `sampler` records them over time for `svg`. `scenario` holds the runs (`connect`,
-//! `single`, `fanout`, `publish`, `pulse`, `hostile`); `floor` is the trivial broadcaster they
+//! per-thread histograms (`latency`), overall and by second of sending, that are added up at
+//! the end. The `publish`er stamps each event with its stream, sequence and send time. `probe`
+//! reads memory and CPU from `/proc`, `sampler` records them over time for the JSON report and
+//! the `svg` chart. `head` parses HTTP heads: the answers the clients read and the requests the
+//! floor reads. `scenario` holds the runs (`connect`, `single`, `fanout`, `publish`, `pulse`,
+//! `hostile`), `cli` their flags and `report` their tables; `floor` is the trivial broadcaster they
 //! compare against, and `attack` the misbehaving clients `hostile` sets on the server. `token`
 //! makes the subscriber tokens of the `tokens` command and reads them back for `--token-file`.
 //! Only loopback targets are accepted (`target`), and every phase has a time bound. A target
@@ -23,6 +25,7 @@ pub mod client;
 pub mod error;
 pub mod fleet;
 pub mod floor;
+pub mod head;
 pub mod http;
 pub mod latency;
 pub mod probe;

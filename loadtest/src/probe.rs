@@ -62,33 +62,31 @@ pub struct ProcessMemory {
 
 /// Reads the memory of each of `pids`, in order: a cluster's nodes one by one.
 pub fn each_process(pids: &[u32]) -> Result<Vec<ProcessMemory>, Error> {
-    pids.iter()
-        .map(|&pid| {
-            let (rss, rss_anon) = process_memory(pid)?;
-            Ok(ProcessMemory { pid, rss, rss_anon })
-        })
-        .collect()
+    pids.iter().map(|&pid| process_memory(pid)).collect()
 }
 
 /// Reads the memory of `pids` (summed) and of the kernel.
 pub fn memory(pids: &[u32]) -> Result<Memory, Error> {
     let mut memory = kernel()?;
-    for &pid in pids {
-        let (rss, anon) = process_memory(pid)?;
-        memory.rss += rss;
-        memory.rss_anon += anon;
+    for process in each_process(pids)? {
+        memory.rss += process.rss;
+        memory.rss_anon += process.rss_anon;
     }
     Ok(memory)
 }
 
-/// Resident set and anonymous resident memory of `pid`, bytes.
-pub fn process_memory(pid: u32) -> Result<(u64, u64), Error> {
+/// The memory of `pid`, from `VmRSS` and `RssAnon` of `/proc/PID/status`: the loadtest's one
+/// reader of a process's memory (the server's `stats::rss_bytes` reads only its own).
+pub fn process_memory(pid: u32) -> Result<ProcessMemory, Error> {
     let path = format!("/proc/{pid}/status");
     let text = read(&path)?;
-    let rss =
-        status_kib(&text, "VmRSS:").ok_or_else(|| Error::Proc(path.clone(), "no VmRSS".into()))?;
+    let rss = status_kib(&text, "VmRSS:").ok_or_else(|| Error::Proc(path, "no VmRSS".into()))?;
     let anon = status_kib(&text, "RssAnon:").unwrap_or(0);
-    Ok((rss * 1024, anon * 1024))
+    Ok(ProcessMemory {
+        pid,
+        rss: rss * 1024,
+        rss_anon: anon * 1024,
+    })
 }
 
 /// Machine-wide TCP buffer memory, slab, available and total memory.

@@ -28,6 +28,24 @@ impl Table {
         self.rows.push(row);
     }
 
+    /// Adds a row for each count that should be zero (see [`alarm`]).
+    pub fn alarms(&mut self, counts: &[(&str, u64)]) {
+        for &(name, count) in counts {
+            self.row(name, vec![alarm(count)]);
+        }
+    }
+
+    /// Adds the rows of server and client CPU time: per `unit` (`delivery`, `event`), in
+    /// microseconds, and in all, in seconds.
+    pub fn cpu(&mut self, unit: &str, per_unit_us: [f64; 2], seconds: [f64; 2]) {
+        let [server_us, client_us] = per_unit_us;
+        self.row(&format!("server CPU per {unit}"), vec![us(server_us)]);
+        self.row(&format!("client CPU per {unit}"), vec![us(client_us)]);
+        let [server, client] = seconds;
+        let both = format!("{server:.2} s / {client:.2} s");
+        self.row("server / client CPU", vec![both]);
+    }
+
     /// Adds a section line.
     pub fn section(&mut self, name: &str) {
         self.rows.push(vec![format!("-- {name}")]);
@@ -142,9 +160,19 @@ pub fn thousands(value: u64) -> String {
     out
 }
 
-/// A rate, rounded to a whole number per second: `84,123/s`.
+/// A rate: a whole number grouped by thousands from 100 a second up (`389,029,477/s`), three
+/// significant figures below (`12.5/s`, `0.25/s`).
 pub fn per_second(value: f64) -> String {
-    format!("{}/s", thousands(value.round().max(0.0) as u64))
+    let value = value.max(0.0);
+    if value >= 99.95 {
+        return format!("{}/s", thousands(value.round() as u64));
+    }
+    if value == 0.0 {
+        return "0/s".into();
+    }
+    let decimals = (2 - value.log10().floor() as i32).clamp(0, 6) as usize;
+    let text = format!("{value:.decimals$}");
+    format!("{}/s", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Milliseconds with two decimals.
@@ -174,6 +202,12 @@ pub fn ratio(a: f64, b: f64) -> String {
     } else {
         "-".into()
     }
+}
+
+/// Whether the last deliveries all arrived, and how long that took.
+pub fn drained(drained: bool, seconds: f64) -> String {
+    let verdict = if drained { "yes" } else { "!! NO !!" };
+    format!("{verdict} in {seconds:.2} s")
 }
 
 /// A count, with `!!` around it when it should be zero and is not.
@@ -224,8 +258,20 @@ mod tests {
             grouped,
             ["0", "7", "999", "1,000", "84,123", "100,000", "389,029,477"]
         );
-        assert_eq!(per_second(389_029_477.098_7), "389,029,477/s");
-        assert_eq!(per_second(0.4), "0/s");
+        let rates = [389_029_477.098_7, 100.0, 99.96, 12.345, 5.0, 0.25, 0.1, 0.0];
+        assert_eq!(
+            rates.map(per_second),
+            [
+                "389,029,477/s",
+                "100/s",
+                "100/s",
+                "12.3/s",
+                "5/s",
+                "0.25/s",
+                "0.1/s",
+                "0/s"
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use plotters::coord::Shift;
+use plotters::chart::SeriesLabelStyle;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::error::Error;
@@ -112,7 +113,7 @@ fn memory(area: &Plot, title: &str, samples: &[Sample], end: f64) -> Drawn {
                 color,
             ))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .legend(mark(color));
     }
     chart
         .draw_secondary_series(LineSeries::new(
@@ -120,14 +121,8 @@ fn memory(area: &Plot, title: &str, samples: &[Sample], end: f64) -> Drawn {
             BLUE,
         ))?
         .label("subscribers streaming (right)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+        .legend(mark(BLUE));
+    legend(chart.configure_series_labels())
 }
 
 /// Publish-to-delivery latency by the second of sending (drawn at its middle), on a
@@ -165,15 +160,26 @@ fn latencies(area: &Plot, latency: &[SecondLatency], end: f64) -> Drawn {
         chart
             .draw_series(LineSeries::new(points, color))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .legend(mark(color));
     }
-    chart
-        .configure_series_labels()
+    legend(chart.configure_series_labels())
+}
+
+/// Draws the legend in the upper left corner, on white.
+fn legend<'a, CT: CoordTranslate>(
+    mut labels: SeriesLabelStyle<'a, '_, SVGBackend<'a>, CT>,
+) -> Drawn {
+    labels
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
     Ok(())
+}
+
+/// The legend's mark for a line of `color`.
+fn mark(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color)
 }
 
 #[cfg(test)]

@@ -104,17 +104,18 @@ async fn single_and_fanout_over_two_nodes_deal_the_subscribers_and_lose_nothing(
         for node in nodes {
             wait_until_following(node);
         }
-        let Scenario::Single(cmd) = command("single", "--subscribers 200 --events 3", &nodes)
+        let Scenario::Single { common, args, .. } =
+            command("single", "--subscribers 200 --events 3", &nodes)
         else {
             panic!("not single");
         };
-        let target = cmd.common.target().unwrap();
+        let target = common.target().unwrap();
         assert_eq!(
             target.pids,
             [std::process::id()],
             "both nodes are this process"
         );
-        let report = single::run(&cmd.common.run(target, 3), &cmd.args()).unwrap();
+        let report = single::run(&common.run(target, 3), &args).unwrap();
         assert_eq!(report.subscribers, 200);
         assert_eq!((report.expected, report.delivered), (600, 600));
         assert_eq!(
@@ -132,7 +133,7 @@ async fn single_and_fanout_over_two_nodes_deal_the_subscribers_and_lose_nothing(
             panic!("not fanout");
         };
         let target = cmd.common.target().unwrap();
-        let report = fanout::run(&cmd.common.run(target, 0), &cmd.args()).unwrap();
+        let report = fanout::run(&cmd.common.run(target, 0), &cmd.args).unwrap();
         assert_eq!(report.subscribers, 200);
         assert_eq!(report.publish.published, 40, "{:?}", report.first_error);
         assert_eq!((report.expected, report.delivered), (200 * 40, 200 * 40));

@@ -46,7 +46,7 @@ async fn fanout_counts_every_delivery_of_200_subscribers_by_20_events() {
     let run = run_against(addr, 19_000, 0);
     let args = fanout::Args {
         subscribers: 200,
-        rate: 100.0,
+        events_per_second: 100.0,
         duration: Duration::from_millis(200),
         size: 100,
         publish_connections: 1,
@@ -138,8 +138,8 @@ async fn hostile_clients_of_every_kind_cost_the_good_subscribers_nothing() {
     let run = run_against(addr, 19_000, 0);
     let args = hostile::Args {
         subscribers: 50,
-        rate: 100.0,
-        phase: Duration::from_secs(1),
+        events_per_second: 100.0,
+        duration: Duration::from_secs(2),
         size: 64,
         attacks: Kind::ALL.to_vec(),
         sizes: Sizes {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::addr::Spread;
+use crate::cli;
 use crate::error::Error;
 
 /// The address slot of the first kind: 127.0.0.60 (see [`Spread::source`]).
@@ -96,36 +97,50 @@ impl Kind {
     }
 }
 
-/// How big each kind is.
-#[derive(Debug, Clone, Serialize)]
+/// How big each kind is: `hostile`'s flags.
+#[derive(Debug, Clone, Serialize, clap::Args)]
 pub struct Sizes {
-    /// Slowloris connections.
+    /// Slowloris connections (request heads one byte a second).
+    #[arg(long, default_value_t = 200, value_parser = cli::count(1, 900))]
     pub slowloris: usize,
-    /// Topic flood connections, each sending bodies back to back.
+    /// Topic flood connections, each sending publishes back to back.
+    #[arg(long = "topic-floods", default_value_t = 2, value_parser = cli::count(1, 16))]
     pub topic_flood: usize,
-    /// Topic names in one topic flood body.
+    /// Topic names in one topic flood publish.
+    #[arg(long, default_value_t = 70_000, value_parser = cli::count(65, 1_000_000))]
     pub flood_topics: usize,
-    /// The body size of a topic flood and the length a stalled body declares (the server's
-    /// `--max-body-bytes`).
+    /// The server's largest publish body: a topic flood body's size, and what a stalled
+    /// body declares.
+    #[arg(long, default_value_t = 1 << 20, value_parser = cli::count(1024, 64 << 20))]
     pub body_bytes: usize,
     /// Stalled publish bodies held at once.
+    #[arg(long, default_value_t = 100, value_parser = cli::count(1, 900))]
     pub stalled_bodies: usize,
     /// Bytes of its body a stalled publish sends before it stalls.
+    #[arg(long, default_value_t = 65_536, value_parser = cli::count(0, 64 << 20))]
     pub stalled_sent: usize,
-    /// Connections pipelining requests they never read the answers to.
+    /// Connections pipelining `GET /` without reading the answers.
+    #[arg(long, default_value_t = 50, value_parser = cli::count(1, 900))]
     pub unread_pipelines: usize,
-    /// Subscribers that never read.
+    /// Subscribers of the good clients' topic that never read.
+    #[arg(long, default_value_t = 200, value_parser = cli::count(1, 900))]
     pub never_read: usize,
-    /// Loops resuming from an unknown id.
+    /// Loops resuming from an unknown id on 64 topics.
+    #[arg(long, default_value_t = 2, value_parser = cli::count(1, 16))]
     pub resumes: usize,
-    /// Loops subscribing to new topics and leaving.
+    /// Loops subscribing to 64 new topics and leaving at once.
+    #[arg(long, default_value_t = 2, value_parser = cli::count(1, 16))]
     pub subscribe_leaves: usize,
-    /// Loops sending garbage.
+    /// Loops sending garbage instead of requests.
+    #[arg(long, default_value_t = 2, value_parser = cli::count(1, 16))]
     pub garbage: usize,
-    /// Connections a connect flood opens in one round before closing them all.
+    /// Connections a connect flood opens from its address before closing them all (more than
+    /// the server's per-address limit, 1,000 by default, to be refused).
+    #[arg(long, default_value_t = 2000, value_parser = cli::count(1, 20_000))]
     pub connect_flood: usize,
     /// Exchanges per second of one resume, subscribe-leave or garbage loop; 0 is as fast as
-    /// answers come.
+    /// the answers come.
+    #[arg(long, default_value_t = 100.0, value_parser = cli::rate(0.0, 100_000.0))]
     pub churn_rate: f64,
 }
 

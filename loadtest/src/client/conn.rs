@@ -13,9 +13,7 @@ use super::chunked::Chunked;
 use super::seq::Streams;
 use super::sse::Parser;
 use super::tally::Tally;
-
-/// The longest response head accepted.
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+use crate::head::{self, Malformed, ResponseHead};
 
 /// Where a connection is in its life.
 #[derive(Debug)]
@@ -62,16 +60,7 @@ pub enum Outcome {
     Done,
 }
 
-/// What a complete, acceptable response head says about the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
-    /// Bytes of the head, up to and including the blank line.
-    pub len: usize,
-    /// The body is chunked.
-    pub chunked: bool,
-}
-
-/// Why a head was refused.
+/// Why a response head was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadError {
     /// Not a `200` with `text/event-stream`; the status.
@@ -80,29 +69,14 @@ pub enum HeadError {
     Malformed,
 }
 
-/// Parses a response head from `bytes`: `Ok(None)` means more bytes are needed.
-pub fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if bytes.len() < MAX_HEAD_BYTES => return Ok(None),
-        _ => return Err(HeadError::Malformed),
-    };
-    let status = response.code.unwrap_or(0);
-    let header = |name: &'static str| {
-        response
-            .headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
-    };
-    let is_stream = header("content-type").any(|v| v.contains("text/event-stream"));
-    if status != 200 || !is_stream {
-        return Err(HeadError::Refused(status));
+/// Parses a subscriber's response head from `bytes`: `Ok(None)` means more bytes are needed.
+pub fn parse_head(bytes: &[u8]) -> Result<Option<ResponseHead>, HeadError> {
+    match head::response(bytes) {
+        Ok(Some(head)) if head.status == 200 && head.event_stream => Ok(Some(head)),
+        Ok(Some(head)) => Err(HeadError::Refused(head.status)),
+        Ok(None) => Ok(None),
+        Err(Malformed) => Err(HeadError::Malformed),
     }
-    let chunked = header("transfer-encoding").any(|v| v.contains("chunked"));
-    Ok(Some(Head { len, chunked }))
 }
 
 impl Conn {
@@ -264,41 +238,17 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_head, Head, HeadError};
-
-    const SSECAST: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-        Cache-Control: no-cache\r\nConnection: close\r\n\r\ndata: 1 2\n\n";
+    use super::{parse_head, HeadError};
 
     #[test]
-    fn heads_complete_partial_and_refused() {
-        let len = SSECAST.len() - b"data: 1 2\n\n".len();
-        assert_eq!(
-            parse_head(SSECAST),
-            Ok(Some(Head {
-                len,
-                chunked: false
-            }))
-        );
-        for cut in 0..len {
-            assert_eq!(parse_head(&SSECAST[..cut]), Ok(None), "cut at {cut}");
-        }
-        let nginx = b"HTTP/1.1 200 OK\r\nServer: nginx\r\ncontent-type: text/event-stream; charset=utf-8\r\n\
-            Transfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(
-            parse_head(nginx),
-            Ok(Some(Head {
-                len: nginx.len(),
-                chunked: true
-            }))
-        );
+    fn only_a_200_event_stream_is_accepted() {
+        let stream = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        assert_eq!(parse_head(stream).unwrap().unwrap().len, stream.len());
+        assert_eq!(parse_head(&stream[..20]), Ok(None));
         let not_found = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n";
         assert_eq!(parse_head(not_found), Err(HeadError::Refused(404)));
         let html = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n";
         assert_eq!(parse_head(html), Err(HeadError::Refused(200)));
         assert_eq!(parse_head(b"SSH-2.0-x\r\n\r\n"), Err(HeadError::Malformed));
-        assert_eq!(
-            parse_head(&vec![b'a'; super::MAX_HEAD_BYTES]),
-            Err(HeadError::Malformed)
-        );
     }
 }

@@ -10,19 +10,24 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Run, Samples};
+use super::{Run, Samples, ScenarioReport};
+use crate::cli;
 use crate::error::Error;
 use crate::probe::{self, Memory, ProcessMemory};
 use crate::report::{self, Comparison, Named, Table};
+use crate::sampler::Sample;
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: `connect`'s flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Subscribers.
+    /// Subscribers to open.
+    #[arg(long, value_parser = cli::count(2, cli::MAX_SUBSCRIBERS))]
     pub subscribers: usize,
     /// How long to hold them open.
+    #[arg(long, default_value = "10s", value_parser = cli::duration(3600))]
     pub hold: Duration,
     /// How long after closing to read memory again.
+    #[arg(long, default_value = "10s", value_parser = cli::duration(600))]
     pub settle: Duration,
 }
 
@@ -65,6 +70,11 @@ pub struct Readings {
     /// `--settle` after closing.
     pub settled: Memory,
 }
+
+/// Picks one reading.
+type Reading = fn(&Readings) -> &Memory;
+/// Picks one figure per subscriber.
+type PerSub = fn(&Report) -> &PerSubscriber;
 
 /// The report of one `connect` run.
 #[derive(Debug, Clone, Serialize)]
@@ -187,96 +197,100 @@ impl Named for Report {
     }
 }
 
-/// Renders one report, or a report beside its floor run.
-pub fn table(report: &Report, floor: Option<&Report>) -> Table {
-    let mut table = Comparison::new("connect", report, floor);
-    table.row(
-        "subscribers streaming",
-        |r| r.connected as f64,
-        report::count,
-    );
-    table.row("client processes", |r| r.processes as f64, report::count);
-    table.row(
-        "connect time",
-        |r| r.connect_seconds,
-        |v| format!("{v:.1} s"),
-    );
-    table.row(
-        "user RSS / sub, average",
-        |r| r.rss.average,
-        report::bytes_each,
-    );
-    table.row(
-        "user RSS / sub, marginal",
-        |r| r.rss.marginal,
-        report::bytes_each,
-    );
-    table.row(
-        "user RssAnon / sub, average",
-        |r| r.rss_anon.average,
-        report::bytes_each,
-    );
-    table.row(
-        "user RssAnon / sub, marginal",
-        |r| r.rss_anon.marginal,
-        report::bytes_each,
-    );
-    table.row(
-        "kernel / sub, average (both ends)",
-        |r| r.kernel.average,
-        report::bytes_each,
-    );
-    table.row(
-        "kernel / sub, marginal (both ends)",
-        |r| r.kernel.marginal,
-        report::bytes_each,
-    );
-    let mem = |v: f64| report::mib(v as u64);
-    table.row("server RSS before", |r| r.memory.before.rss as f64, mem);
-    table.row("server RSS at N/2", |r| r.memory.half.rss as f64, mem);
-    table.row("server RSS at N", |r| r.memory.full.rss as f64, mem);
-    table.row(
-        "server RSS after close",
-        |r| r.memory.closed.rss as f64,
-        mem,
-    );
-    table.row(
-        "server RSS after settle",
-        |r| r.memory.settled.rss as f64,
-        mem,
-    );
-    table.row("kernel before", |r| r.memory.before.kernel() as f64, mem);
-    table.row("kernel at N", |r| r.memory.full.kernel() as f64, mem);
-    table.row(
-        "kernel after settle",
-        |r| r.memory.settled.kernel() as f64,
-        mem,
-    );
-    table.alarm("connections never answered", |r| r.unanswered);
-    table.alarm("failed connections", |r| r.failed);
-    table.alarm("closed by server while held", |r| r.closed_by_server);
-    for r in std::iter::once(report).chain(floor) {
-        if r.by_process_at_n.len() > 1 {
-            let each: Vec<String> = r
-                .by_process_at_n
-                .iter()
-                .map(|p| format!("{} {}", p.pid, report::mib(p.rss)))
-                .collect();
-            table.section(&format!(
-                "{}: server RSS at N by process: {}",
-                r.server,
-                each.join(", ")
-            ));
-        }
-        if !r.idle {
-            table.section(&format!(
-                "{}: !! the server was not idle at every reading: figures include work in flight",
-                r.server
-            ));
-        }
-        if let Some(error) = &r.first_error {
-            table.section(&format!("{}: first failure: {error}", r.server));
-        }
+impl ScenarioReport for Report {
+    const NAME: &'static str = "connect";
+
+    fn samples(&self) -> &[Sample] {
+        &self.samples
     }
-    table.into_table()
+
+    /// Renders one report, or a report beside its floor run.
+    fn table(&self, floor: Option<&Report>) -> Table {
+        let report = self;
+        let mut table = Comparison::new("connect", report, floor);
+        table.row(
+            "subscribers streaming",
+            |r| r.connected as f64,
+            report::count,
+        );
+        table.row("client processes", |r| r.processes as f64, report::count);
+        table.row(
+            "connect time",
+            |r| r.connect_seconds,
+            |v| format!("{v:.1} s"),
+        );
+        let per_subscriber: [(&str, &str, PerSub); 3] = [
+            ("user RSS", "", |r| &r.rss),
+            ("user RssAnon", "", |r| &r.rss_anon),
+            ("kernel", " (whole machine, both ends)", |r| &r.kernel),
+        ];
+        for (what, note, figure) in per_subscriber {
+            let (average, marginal) = (
+                format!("{what} / sub, average{note}"),
+                format!("{what} / sub, marginal{note}"),
+            );
+            table.row(&average, |r| figure(r).average, report::bytes_each);
+            table.row(&marginal, |r| figure(r).marginal, report::bytes_each);
+        }
+        let mem = |v: f64| report::mib(v as u64);
+        table.row("server RSS before", |r| r.memory.before.rss as f64, mem);
+        table.row("server RSS at N/2", |r| r.memory.half.rss as f64, mem);
+        table.row("server RSS at N", |r| r.memory.full.rss as f64, mem);
+        table.row(
+            "server RSS after close",
+            |r| r.memory.closed.rss as f64,
+            mem,
+        );
+        table.row(
+            "server RSS after settle",
+            |r| r.memory.settled.rss as f64,
+            mem,
+        );
+        let machine: [(&str, Reading); 3] = [
+            ("before", |m| &m.before),
+            ("at N", |m| &m.full),
+            ("after settle", |m| &m.settled),
+        ];
+        for (when, reading) in machine {
+            table.row(
+                &format!("kernel, whole machine, {when}"),
+                |r| reading(&r.memory).kernel() as f64,
+                mem,
+            );
+        }
+        for (when, reading) in machine {
+            table.row(
+                &format!("memory in use, whole machine, {when}"),
+                |r| reading(&r.memory).mem_used() as f64,
+                mem,
+            );
+        }
+        table.alarm("connections never answered", |r| r.unanswered);
+        table.alarm("failed connections", |r| r.failed);
+        table.alarm("closed by server while held", |r| r.closed_by_server);
+        for r in std::iter::once(report).chain(floor) {
+            if r.by_process_at_n.len() > 1 {
+                let each: Vec<String> = r
+                    .by_process_at_n
+                    .iter()
+                    .map(|p| format!("{} {}", p.pid, report::mib(p.rss)))
+                    .collect();
+                table.section(&format!(
+                    "{}: server RSS at N by process: {}",
+                    r.server,
+                    each.join(", ")
+                ));
+            }
+            if !r.idle {
+                table.section(&format!(
+                    "{}: !! the server was not idle at every reading: figures include work in flight",
+                    r.server
+                ));
+            }
+            if let Some(error) = &r.first_error {
+                table.section(&format!("{}: first failure: {error}", r.server));
+            }
+        }
+        table.into_table()
+    }
 }

@@ -6,30 +6,38 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Run, Samples};
+use super::{Connected, Run, Samples, ScenarioReport};
+use crate::cli;
 use crate::error::Error;
 use crate::latency::{Latency, SecondLatency};
 use crate::probe;
 use crate::publish::{self, Pace, Published, Requests};
 use crate::report::{self, Table};
+use crate::sampler::Sample;
 
 /// How long deliveries may stall before the drain gives up.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
 /// The longest drain.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: `fanout`'s flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Subscribers.
+    #[arg(long, value_parser = cli::count(1, cli::MAX_SUBSCRIBERS))]
     pub subscribers: usize,
-    /// Events per second.
-    pub rate: f64,
+    /// Events published per second.
+    #[arg(long, value_parser = cli::rate(0.1, 100_000.0))]
+    pub events_per_second: f64,
     /// How long to publish.
+    #[arg(long, default_value = "10s", value_parser = cli::duration(600))]
     pub duration: Duration,
-    /// Event data size, bytes.
+    /// Event data size in bytes (at least the stamp).
+    #[arg(long, default_value_t = 64, value_parser = cli::count(0, 65_536))]
     pub size: usize,
-    /// Publish connections, used in turn.
+    /// Keep-alive publish connections, used in turn (requests are pipelined on each). With
+    /// more than one, events in flight together may arrive reordered.
+    #[arg(long, default_value_t = 1, value_parser = cli::count(1, 64))]
     pub publish_connections: usize,
 }
 
@@ -101,7 +109,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let requests = Requests::new(&run.target, args.size);
     let addr = run.target.publish.url.addr;
     let pace = Pace {
-        rate: args.rate,
+        rate: args.events_per_second,
         duration: args.duration,
         connections: args.publish_connections,
     };
@@ -132,7 +140,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         server: run.target.name.clone(),
         subscribers: status.streaming,
         failed: status.failed,
-        events_per_second: args.rate,
+        events_per_second: args.events_per_second,
         duration_seconds: args.duration.as_secs_f64(),
         size: args.size,
         latency: Latency::of(&tally.latency),
@@ -156,78 +164,81 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     })
 }
 
-/// Renders a report.
-pub fn table(report: &Report) -> Table {
-    let mut table = Table::new(&["fanout", report.server.as_str()]);
-    let r = report;
-    table.row("subscribers", vec![r.subscribers.to_string()]);
-    table.row(
-        "events published",
-        vec![format!(
-            "{} at {}/s for {:.0} s",
-            r.publish.published, r.events_per_second, r.duration_seconds
-        )],
-    );
-    let slow = r.publish.rate < 0.95 * r.events_per_second;
-    table.row(
-        "publish rate reached",
-        vec![format!(
-            "{}{:.1}/s{}",
-            if slow { "!! " } else { "" },
-            r.publish.rate,
-            if slow { " !!" } else { "" }
-        )],
-    );
-    table.row("event size", vec![format!("{} B", r.size)]);
-    table.row("latency p50", vec![report::ms(r.latency.p50_ms)]);
-    table.row("latency p90", vec![report::ms(r.latency.p90_ms)]);
-    table.row("latency p99", vec![report::ms(r.latency.p99_ms)]);
-    table.row("latency p99.9", vec![report::ms(r.latency.p999_ms)]);
-    table.row("latency max", vec![report::ms(r.latency.max_ms)]);
-    table.row(
-        "deliveries per second",
-        vec![format!("{:.0}", r.deliveries_per_second)],
-    );
-    table.row(
-        "server CPU per delivery",
-        vec![report::us(r.server_cpu_per_delivery_us)],
-    );
-    table.row(
-        "client CPU per delivery",
-        vec![report::us(r.client_cpu_per_delivery_us)],
-    );
-    table.row(
-        "server / client CPU",
-        vec![format!(
-            "{:.2} s / {:.2} s",
-            r.server_cpu_seconds, r.client_cpu_seconds
-        )],
-    );
-    table.row(
-        "publish round trip p99",
-        vec![report::ms(r.publish.round_trip.p99_ms)],
-    );
-    table.row("delivered", vec![r.delivered.to_string()]);
-    table.row("expected", vec![r.expected.to_string()]);
-    table.row("lost", vec![report::alarm(r.lost)]);
-    table.row("duplicated", vec![report::alarm(r.duplicated)]);
-    table.row("reordered", vec![report::alarm(r.reordered)]);
-    table.row("publishes failed", vec![report::alarm(r.publish.failed)]);
-    table.row("failed connections", vec![report::alarm(r.failed)]);
-    table.row("closed by server", vec![report::alarm(r.closed_by_server)]);
-    table.row(
-        "drained",
-        vec![format!(
-            "{} in {:.2} s",
-            if r.drained { "yes" } else { "!! NO !!" },
-            r.drain_seconds
-        )],
-    );
-    if r.publish.failed > 0 {
-        table.section("lost counts the events of failed publishes too");
+impl ScenarioReport for Report {
+    const NAME: &'static str = "fanout";
+
+    fn samples(&self) -> &[Sample] {
+        &self.samples
     }
-    if let Some(error) = &r.first_error {
-        table.section(&format!("first failure: {error}"));
+
+    fn latency_over_time(&self) -> &[SecondLatency] {
+        &self.latency_over_time
     }
-    table
+
+    fn losses(&self) -> [u64; 3] {
+        [self.lost, self.duplicated, self.reordered]
+    }
+
+    /// Renders a report.
+    fn table(&self, _floor: Option<&Report>) -> Table {
+        let r = self;
+        let mut table = Table::new(&["fanout", r.server.as_str()]);
+        table.row("subscribers", vec![r.subscribers.to_string()]);
+        table.row(
+            "events published",
+            vec![format!(
+                "{} at {} for {:.0} s",
+                report::thousands(r.publish.published),
+                report::per_second(r.events_per_second),
+                r.duration_seconds
+            )],
+        );
+        let slow = r.publish.rate < 0.95 * r.events_per_second;
+        table.row(
+            "publish rate reached",
+            vec![format!(
+                "{}{}{}",
+                if slow { "!! " } else { "" },
+                report::per_second(r.publish.rate),
+                if slow { " !!" } else { "" }
+            )],
+        );
+        table.row("event size", vec![format!("{} B", r.size)]);
+        table.row("latency p50", vec![report::ms(r.latency.p50_ms)]);
+        table.row("latency p90", vec![report::ms(r.latency.p90_ms)]);
+        table.row("latency p99", vec![report::ms(r.latency.p99_ms)]);
+        table.row("latency p99.9", vec![report::ms(r.latency.p999_ms)]);
+        table.row("latency max", vec![report::ms(r.latency.max_ms)]);
+        table.row(
+            "deliveries per second",
+            vec![report::per_second(r.deliveries_per_second)],
+        );
+        table.cpu(
+            "delivery",
+            [r.server_cpu_per_delivery_us, r.client_cpu_per_delivery_us],
+            [r.server_cpu_seconds, r.client_cpu_seconds],
+        );
+        table.row(
+            "publish round trip p99",
+            vec![report::ms(r.publish.round_trip.p99_ms)],
+        );
+        table.row("delivered", vec![r.delivered.to_string()]);
+        table.row("expected", vec![r.expected.to_string()]);
+        table.alarms(&[
+            ("lost", r.lost),
+            ("duplicated", r.duplicated),
+            ("reordered", r.reordered),
+            ("publishes failed", r.publish.failed),
+            ("failed connections", r.failed),
+            ("closed by server", r.closed_by_server),
+        ]);
+        table.row("drained", vec![report::drained(r.drained, r.drain_seconds)]);
+        if r.publish.failed > 0 {
+            table.section("lost counts the events of failed publishes too");
+        }
+        if let Some(error) = &r.first_error {
+            table.section(&format!("first failure: {error}"));
+        }
+        table
+    }
 }

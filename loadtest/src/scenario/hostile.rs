@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Run, Samples};
+use super::{Connected, Run, Samples, ScenarioReport};
 use crate::attack::{self, Kind, Outcome, Sizes};
+use crate::cli;
 use crate::client::Status;
 use crate::error::Error;
 use crate::fleet::Fleet;
@@ -45,23 +46,48 @@ const COUNTERS: [&str; 8] = [
 /// The `/stats` gauges reported at the end of a phase.
 const GAUGES: [&str; 3] = ["subscribers", "topics", "history_bytes"];
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// Good subscribers per source address: under the server's default limit of 1,000 with room
+/// for the publisher and `/stats` on the first.
+pub const GOOD_PER_ADDRESS: usize = 900;
+
+/// What to run: `hostile`'s flags. Good subscribers use 127.0.0.1, 127.0.0.2, ... (at most
+/// [`GOOD_PER_ADDRESS`] each); each kind of attacker its own address from 127.0.0.60 on.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Good subscribers.
+    #[arg(long, default_value_t = 500, value_parser = cli::count(1, 50_000))]
     pub subscribers: usize,
-    /// Events per second.
-    pub rate: f64,
-    /// How long each phase publishes.
-    pub phase: Duration,
-    /// Event data size, bytes.
+    /// Events published per second, on one kept-alive connection.
+    #[arg(long, default_value_t = 100.0, value_parser = cli::rate(0.1, 10_000.0))]
+    pub events_per_second: f64,
+    /// The whole run: a quiet phase, then a hostile phase, each half of it.
+    #[arg(long, default_value = "30s", value_parser = cli::duration(1200))]
+    pub duration: Duration,
+    /// Event data size in bytes (at least the stamp).
+    #[arg(long, default_value_t = 64, value_parser = cli::count(0, 65_536))]
     pub size: usize,
-    /// The kinds of attackers in the hostile phase.
+    /// The kinds of attackers, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',', value_enum)]
     pub attacks: Vec<Kind>,
-    /// Their sizes.
+    /// How many of each kind.
+    #[command(flatten)]
     pub sizes: Sizes,
-    /// How long after the attackers stop memory is read again.
+    /// How long after the attackers stop server memory is read again.
+    #[arg(long, default_value = "5s", value_parser = cli::duration(600))]
     pub settle: Duration,
+}
+
+impl Args {
+    /// The kinds of attackers asked for, each once, in order; all if none was.
+    pub fn kinds(&self) -> Vec<Kind> {
+        if self.attacks.is_empty() {
+            return Kind::ALL.to_vec();
+        }
+        let mut kinds = self.attacks.clone();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
 }
 
 /// What the good clients got in one phase, and what the server held meanwhile.
@@ -144,6 +170,9 @@ pub struct Report {
 
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
+    let mut run = run.clone();
+    run.client.per_address = run.client.per_address.min(GOOD_PER_ADDRESS);
+    let run = &run;
     // The attackers and the `/stats` figures are of one server.
     let url = run.target.single_node("hostile")?;
     let Connected {
@@ -162,10 +191,10 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         host: url.host.clone(),
         subscribe_path: url.path.clone(),
         publish_path: run.target.publish.path(&run.target.topic),
-        until: Instant::now() + args.phase,
+        until: Instant::now() + args.duration / 2,
         sizes: args.sizes.clone(),
     };
-    let attackers = attack::launch(plan, &args.attacks)?;
+    let attackers = attack::launch(plan, &args.kinds())?;
     let hostile = phase(run, args, url, &fleet, &requests);
     // The attackers have stopped by themselves with the publisher; this joins them.
     let attackers = attackers.finish();
@@ -180,8 +209,8 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         server: run.target.name.clone(),
         subscribers: args.subscribers as u64,
         failed: status.failed,
-        events_per_second: args.rate,
-        phase_seconds: args.phase.as_secs_f64(),
+        events_per_second: args.events_per_second,
+        phase_seconds: (args.duration / 2).as_secs_f64(),
         size: args.size,
         sizes: args.sizes.clone(),
         rss_before: before.rss,
@@ -209,8 +238,8 @@ fn phase(
     let stats_before = stats(url);
     let cpu = probe::cpu_ticks(&run.target.pids)?;
     let pace = Pace {
-        rate: args.rate,
-        duration: args.phase,
+        rate: args.events_per_second,
+        duration: args.duration / 2,
         connections: 1,
     };
     let addr = run.target.publish.url.addr;
@@ -290,93 +319,106 @@ fn peak(samples: &[Sample], from: f64, to: f64) -> (u64, u64) {
         .fold((0, 0), |(rss, tcp), s| (rss.max(s.rss), tcp.max(s.tcp_mem)))
 }
 
-/// Renders a report: both phases side by side, then a line per attacker.
-pub fn table(report: &Report) -> Table {
-    let r = report;
-    let mut table = Table::new(&["hostile", "quiet", "hostile"]);
-    let both = |f: &dyn Fn(&Phase) -> String| vec![f(&r.quiet), f(&r.hostile)];
-    table.row(
-        "good subscribers",
-        both(&|p| format!("{} -> {}", p.subscribers, p.streaming_at_end)),
-    );
-    table.row(
-        "events accepted",
-        both(&|p| {
-            format!(
-                "{} at {}/s for {:.0} s",
-                p.publish.published, r.events_per_second, r.phase_seconds
-            )
-        }),
-    );
-    table.row(
-        "publishes failed",
-        both(&|p| report::alarm(p.publish.failed)),
-    );
-    table.row(
-        "publish round trip p99",
-        both(&|p| report::ms(p.publish.round_trip.p99_ms)),
-    );
-    table.row("delivered", both(&|p| p.delivered.to_string()));
-    table.row("expected", both(&|p| p.expected.to_string()));
-    table.row("lost", both(&|p| report::alarm(p.lost)));
-    table.row("duplicated", both(&|p| report::alarm(p.duplicated)));
-    table.row("reordered", both(&|p| report::alarm(p.reordered)));
-    table.row(
-        "closed by server",
-        both(&|p| report::alarm(p.closed_by_server)),
-    );
-    table.row("latency p50", both(&|p| report::ms(p.latency.p50_ms)));
-    table.row("latency p99", both(&|p| report::ms(p.latency.p99_ms)));
-    table.row("latency max", both(&|p| report::ms(p.latency.max_ms)));
-    table.row(
-        "drained",
-        both(&|p| {
-            format!(
-                "{} in {:.2} s",
-                if p.drained { "yes" } else { "!! NO !!" },
-                p.drain_seconds
-            )
-        }),
-    );
-    table.row("server RSS max", both(&|p| report::mib(p.rss_max)));
-    table.row(
-        "machine TCP memory max",
-        both(&|p| report::mib(p.tcp_mem_max)),
-    );
-    table.row(
-        "server CPU",
-        both(&|p| format!("{:.2} s", p.server_cpu_seconds)),
-    );
-    for name in COUNTERS {
-        if r.hostile.counters.contains_key(name) {
-            let value = |p: &Phase| p.counters.get(name).map_or("-".into(), u64::to_string);
-            table.row(&format!("+{name}"), both(&value));
+impl ScenarioReport for Report {
+    const NAME: &'static str = "hostile";
+
+    fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    fn losses(&self) -> [u64; 3] {
+        let (q, h) = (&self.quiet, &self.hostile);
+        [
+            q.lost + h.lost,
+            q.duplicated + h.duplicated,
+            q.reordered + h.reordered,
+        ]
+    }
+
+    /// Renders a report: both phases side by side, then a line per attacker.
+    fn table(&self, _floor: Option<&Report>) -> Table {
+        let r = self;
+        let mut table = Table::new(&["hostile", "quiet", "hostile"]);
+        let both = |f: &dyn Fn(&Phase) -> String| vec![f(&r.quiet), f(&r.hostile)];
+        table.row(
+            "good subscribers",
+            both(&|p| format!("{} -> {}", p.subscribers, p.streaming_at_end)),
+        );
+        table.row(
+            "events accepted",
+            both(&|p| {
+                format!(
+                    "{} at {} for {:.0} s",
+                    report::thousands(p.publish.published),
+                    report::per_second(r.events_per_second),
+                    r.phase_seconds
+                )
+            }),
+        );
+        table.row(
+            "publishes failed",
+            both(&|p| report::alarm(p.publish.failed)),
+        );
+        table.row(
+            "publish round trip p99",
+            both(&|p| report::ms(p.publish.round_trip.p99_ms)),
+        );
+        table.row("delivered", both(&|p| p.delivered.to_string()));
+        table.row("expected", both(&|p| p.expected.to_string()));
+        table.row("lost", both(&|p| report::alarm(p.lost)));
+        table.row("duplicated", both(&|p| report::alarm(p.duplicated)));
+        table.row("reordered", both(&|p| report::alarm(p.reordered)));
+        table.row(
+            "closed by server",
+            both(&|p| report::alarm(p.closed_by_server)),
+        );
+        table.row("latency p50", both(&|p| report::ms(p.latency.p50_ms)));
+        table.row("latency p99", both(&|p| report::ms(p.latency.p99_ms)));
+        table.row("latency max", both(&|p| report::ms(p.latency.max_ms)));
+        table.row(
+            "drained",
+            both(&|p| report::drained(p.drained, p.drain_seconds)),
+        );
+        table.row("server RSS max", both(&|p| report::mib(p.rss_max)));
+        table.row(
+            "TCP memory, whole machine, max",
+            both(&|p| report::mib(p.tcp_mem_max)),
+        );
+        table.row(
+            "server CPU",
+            both(&|p| format!("{:.2} s", p.server_cpu_seconds)),
+        );
+        for name in COUNTERS {
+            if r.hostile.counters.contains_key(name) {
+                let value = |p: &Phase| p.counters.get(name).map_or("-".into(), u64::to_string);
+                table.row(&format!("+{name}"), both(&value));
+            }
         }
-    }
-    for name in GAUGES {
-        if r.hostile.gauges.contains_key(name) {
-            let value = |p: &Phase| p.gauges.get(name).map_or("-".into(), u64::to_string);
-            table.row(&format!("{name} at end"), both(&value));
+        for name in GAUGES {
+            if r.hostile.gauges.contains_key(name) {
+                let value = |p: &Phase| p.gauges.get(name).map_or("-".into(), u64::to_string);
+                table.row(&format!("{name} at end"), both(&value));
+            }
         }
-    }
-    table.section(&format!(
-        "server RSS {} before, {} {:.0} s after the attackers stopped; machine TCP memory {} \
-         before, {} after",
-        report::mib(r.rss_before),
-        report::mib(r.rss_after),
-        r.settle_seconds,
-        report::mib(r.tcp_mem_before),
-        report::mib(r.tcp_mem_after)
-    ));
-    for outcome in &r.attackers {
-        table.section(&attacker_line(outcome));
-    }
-    for (name, p) in [("quiet", &r.quiet), ("hostile", &r.hostile)] {
-        if let Some(error) = &p.first_error {
-            table.section(&format!("first failure ({name}): {error}"));
+        table.section(&format!(
+            "server RSS {} before, {} {:.0} s after the attackers stopped; machine TCP memory {} \
+             before, {} after",
+            report::mib(r.rss_before),
+            report::mib(r.rss_after),
+            r.settle_seconds,
+            report::mib(r.tcp_mem_before),
+            report::mib(r.tcp_mem_after)
+        ));
+        for outcome in &r.attackers {
+            table.section(&attacker_line(outcome));
         }
+        for (name, p) in [("quiet", &r.quiet), ("hostile", &r.hostile)] {
+            if let Some(error) = &p.first_error {
+                table.section(&format!("first failure ({name}): {error}"));
+            }
+        }
+        table
     }
-    table
 }
 
 /// One attacker's outcome in a line.

@@ -4,7 +4,8 @@
 //! [`Run`] also holds the set-up they share: [`Run::watch`] starts the clients and the sampler,
 //! and [`Run::connect_all`] goes on to connect every subscriber and leave the server idle and the
 //! counts at zero, where the delivery scenarios (`single`, `fanout`, `publish`, `hostile`) begin;
-//! [`Run::drain`] waits for the last deliveries once publishing is over.
+//! [`Run::drain`] waits for the last deliveries once publishing is over. [`ScenarioReport`] is
+//! what the command line does with any of their reports.
 
 pub mod connect;
 pub mod fanout;
@@ -22,7 +23,9 @@ use crate::client::Status;
 use crate::error::Error;
 use crate::fleet::{ClientOptions, Fleet};
 use crate::floor::FloorProcess;
+use crate::latency::SecondLatency;
 use crate::probe;
+use crate::report::Table;
 use crate::sampler::{Sample, Sampler};
 use crate::target::{Publish, Target, Url, DEFAULT_BODY};
 use crate::ui::Ui;
@@ -159,3 +162,33 @@ impl Run {
 
 /// Samples of a run, for the chart and the JSON report.
 pub type Samples = Vec<Sample>;
+
+/// What the command line does with a scenario's report, whichever it is: print it as a table
+/// or a JSON document, and draw its chart.
+pub trait ScenarioReport: serde::Serialize + Sized {
+    /// The scenario's command, and `scenario` in the JSON document.
+    const NAME: &'static str;
+
+    /// The table printed without `--json`, beside the floor's report if there is one.
+    fn table(&self, floor: Option<&Self>) -> Table;
+
+    /// Memory and connections over time.
+    fn samples(&self) -> &[Sample];
+
+    /// Latency by the second of sending, for the chart; none unless the scenario keeps it.
+    fn latency_over_time(&self) -> &[SecondLatency] {
+        &[]
+    }
+
+    /// Events lost, duplicated and reordered, warned about on stderr; none unless the
+    /// scenario publishes at a rate.
+    fn losses(&self) -> [u64; 3] {
+        [0; 3]
+    }
+
+    /// Rounds of the same run (`--rounds`) as one report: the first, unless the scenario
+    /// combines them; `None` without rounds.
+    fn combine(rounds: Vec<Self>) -> Option<Self> {
+        rounds.into_iter().next()
+    }
+}

@@ -12,31 +12,43 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Run, Samples};
+use super::{Connected, Run, Samples, ScenarioReport};
+use crate::cli;
 use crate::client::Status;
 use crate::error::Error;
 use crate::latency::Latency;
 use crate::probe;
 use crate::publish::{self, Burst, BurstReport, Requests};
 use crate::report::{self, Table};
+use crate::sampler::Sample;
 
 /// How long after the last answer the subscribers may take to get every event.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: `publish`'s flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Subscribers.
+    /// Subscribers, each checking every event.
+    #[arg(long, default_value_t = 1, value_parser = cli::count(1, 250_000))]
     pub subscribers: usize,
-    /// Keep-alive publish connections, one stream each.
+    /// Keep-alive publish connections, each numbering its own events (checked in order per
+    /// connection).
+    #[arg(long, default_value_t = 8, value_parser = cli::count(1, 256))]
     pub connections: usize,
-    /// Events in all.
+    /// Events in all, shared out between the connections.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub events: u64,
-    /// Requests written and not answered, at most, per connection.
+    /// Requests written but not answered per connection (the pipelining depth). Requests are
+    /// written as fast as this window allows, not at a set rate.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub in_flight: u64,
-    /// Events per request.
+    /// Events per request. Above 1, a request is a JSON array of single-event bodies made
+    /// from --publish-body, `[body1,body2,...]`: only servers with batch publish accept it
+    /// (ssecast, up to its --max-batch).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub batch: u64,
-    /// Event data size, bytes.
+    /// Event data size in bytes (at least the stamp).
+    #[arg(long, default_value_t = 64, value_parser = cli::count(0, 65_536))]
     pub size: usize,
 }
 
@@ -162,75 +174,72 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     })
 }
 
-/// Renders a report.
-pub fn table(report: &Report) -> Table {
-    let mut table = Table::new(&["publish", report.server.as_str()]);
-    let r = report;
-    let count = |n: u64| vec![report::thousands(n)];
-    table.row("subscribers", count(r.subscribers));
-    table.row(
-        "connections x in flight",
-        vec![format!("{} x {}", r.connections, r.in_flight)],
-    );
-    table.row("events per request", count(r.batch));
-    table.row("event size", vec![format!("{} B", r.size)]);
-    table.row("events published", count(r.publish.published));
-    table.row("events failed", vec![report::alarm(r.publish.failed)]);
-    table.row(
-        "publishing time",
-        vec![format!("{:.2} s", r.publish.seconds)],
-    );
-    table.row(
-        "requests per second",
-        vec![report::per_second(r.requests_per_second)],
-    );
-    table.row(
-        "events per second",
-        vec![report::per_second(r.events_per_second)],
-    );
-    table.row(
-        "server CPU per event",
-        vec![report::us(r.server_cpu_per_event_us)],
-    );
-    table.row(
-        "client CPU per event",
-        vec![report::us(r.client_cpu_per_event_us)],
-    );
-    table.row(
-        "server / client CPU",
-        vec![format!(
-            "{:.2} s / {:.2} s",
-            r.server_cpu_seconds, r.client_cpu_seconds
-        )],
-    );
-    table.row(
-        "publish round trip p50",
-        vec![report::ms(r.publish.round_trip.p50_ms)],
-    );
-    table.row(
-        "publish round trip p99",
-        vec![report::ms(r.publish.round_trip.p99_ms)],
-    );
-    table.row("delivery latency p50", vec![report::ms(r.latency.p50_ms)]);
-    table.row("delivery latency p99", vec![report::ms(r.latency.p99_ms)]);
-    table.row("delivered", count(r.delivered));
-    table.row("expected", count(r.expected));
-    table.row("lost", vec![report::alarm(r.lost)]);
-    table.row("duplicated", vec![report::alarm(r.duplicated)]);
-    table.row("reordered", vec![report::alarm(r.reordered)]);
-    table.row("failed connections", vec![report::alarm(r.failed)]);
-    table.row("closed by server", vec![report::alarm(r.closed_by_server)]);
-    table.row(
-        "drained",
-        vec![format!(
-            "{} in {:.2} s",
-            if r.drained { "yes" } else { "!! NO !!" },
-            r.drain_seconds
-        )],
-    );
-    table.section("CPU per event published, the subscribers' deliveries included");
-    if let Some(error) = &r.first_error {
-        table.section(&format!("first failure: {error}"));
+impl ScenarioReport for Report {
+    const NAME: &'static str = "publish";
+
+    fn samples(&self) -> &[Sample] {
+        &self.samples
     }
-    table
+
+    fn losses(&self) -> [u64; 3] {
+        [self.lost, self.duplicated, self.reordered]
+    }
+
+    /// Renders a report.
+    fn table(&self, _floor: Option<&Report>) -> Table {
+        let r = self;
+        let mut table = Table::new(&["publish", r.server.as_str()]);
+        let count = |n: u64| vec![report::thousands(n)];
+        table.row("subscribers", count(r.subscribers));
+        table.row(
+            "connections x in flight",
+            vec![format!("{} x {}", r.connections, r.in_flight)],
+        );
+        table.row("events per request", count(r.batch));
+        table.row("event size", vec![format!("{} B", r.size)]);
+        table.row("events published", count(r.publish.published));
+        table.row("events failed", vec![report::alarm(r.publish.failed)]);
+        table.row(
+            "publishing time",
+            vec![format!("{:.2} s", r.publish.seconds)],
+        );
+        table.row(
+            "requests per second",
+            vec![report::per_second(r.requests_per_second)],
+        );
+        table.row(
+            "events per second",
+            vec![report::per_second(r.events_per_second)],
+        );
+        table.cpu(
+            "event",
+            [r.server_cpu_per_event_us, r.client_cpu_per_event_us],
+            [r.server_cpu_seconds, r.client_cpu_seconds],
+        );
+        table.row(
+            "publish round trip p50",
+            vec![report::ms(r.publish.round_trip.p50_ms)],
+        );
+        table.row(
+            "publish round trip p99",
+            vec![report::ms(r.publish.round_trip.p99_ms)],
+        );
+        table.row("delivery latency p50", vec![report::ms(r.latency.p50_ms)]);
+        table.row("delivery latency p99", vec![report::ms(r.latency.p99_ms)]);
+        table.row("delivered", count(r.delivered));
+        table.row("expected", count(r.expected));
+        table.alarms(&[
+            ("lost", r.lost),
+            ("duplicated", r.duplicated),
+            ("reordered", r.reordered),
+            ("failed connections", r.failed),
+            ("closed by server", r.closed_by_server),
+        ]);
+        table.row("drained", vec![report::drained(r.drained, r.drain_seconds)]);
+        table.section("CPU per event published, the subscribers' deliveries included");
+        if let Some(error) = &r.first_error {
+            table.section(&format!("first failure: {error}"));
+        }
+        table
+    }
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Run, Samples};
+use super::{Run, Samples, ScenarioReport};
+use crate::cli;
 use crate::error::Error;
 use crate::probe;
 use crate::report::{self, Table};
@@ -16,20 +17,26 @@ use crate::sampler::Sample;
 /// RSS within this of the baseline counts as back.
 pub const BACK_WITHIN: u64 = 2 * 1024 * 1024;
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: `pulse`'s flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Subscribers in a big pulse.
+    #[arg(long, default_value_t = 15_000, value_parser = cli::count(1, 250_000))]
     pub big: usize,
     /// Subscribers in a small pulse.
+    #[arg(long, default_value_t = 1_000, value_parser = cli::count(1, 250_000))]
     pub small: usize,
     /// Big pulses.
+    #[arg(long, default_value_t = 1, value_parser = cli::count(0, 20))]
     pub pulses: usize,
-    /// Small pulses after them.
+    /// Small pulses after the big ones.
+    #[arg(long, default_value_t = 2, value_parser = cli::count(0, 50))]
     pub small_pulses: usize,
-    /// How long a pulse holds its connections.
+    /// How long each pulse holds its connections.
+    #[arg(long, default_value = "20s", value_parser = cli::duration(3600))]
     pub hold: Duration,
-    /// How long to watch RSS after closing a pulse.
+    /// How long RSS is watched after each close (at least 11 s, to see +10 s).
+    #[arg(long, default_value = "15s", value_parser = cli::duration_between(11, 3600))]
     pub pause: Duration,
 }
 
@@ -164,40 +171,49 @@ fn back_after(samples: &[Sample], baseline: u64, closed_at: f64, pause: f64) -> 
         .map(|s| s.t - closed_at)
 }
 
-/// Renders a report.
-pub fn table(report: &Report) -> Table {
-    let mut table = Table::new(&[
-        "pulse",
-        "subs",
-        "baseline",
-        "peak",
-        "+1 s",
-        "+5 s",
-        "+10 s",
-        "end",
-        "back within 2 MiB",
-    ]);
-    let mib = |v: Option<u64>| v.map_or("-".into(), report::mib);
-    for (i, p) in report.pulses.iter().enumerate() {
-        table.row(
-            &format!("{} {}", i + 1, p.kind),
-            vec![
-                p.connected.to_string(),
-                report::mib(p.baseline),
-                report::mib(p.peak),
-                mib(p.after_1s),
-                mib(p.after_5s),
-                mib(p.after_10s),
-                mib(p.after_pause),
-                p.back_after_seconds
-                    .map_or("!! never !!".into(), |s| format!("{s:.2} s")),
-            ],
-        );
+impl ScenarioReport for Report {
+    const NAME: &'static str = "pulse";
+
+    fn samples(&self) -> &[Sample] {
+        &self.samples
     }
-    if report.failed > 0 {
-        table.section(&format!("!! {} connections failed !!", report.failed));
+
+    /// Renders a report.
+    fn table(&self, _floor: Option<&Report>) -> Table {
+        let r = self;
+        let mut table = Table::new(&[
+            "pulse",
+            "subs",
+            "baseline",
+            "peak",
+            "+1 s",
+            "+5 s",
+            "+10 s",
+            "end",
+            "back within 2 MiB",
+        ]);
+        let mib = |v: Option<u64>| v.map_or("-".into(), report::mib);
+        for (i, p) in r.pulses.iter().enumerate() {
+            table.row(
+                &format!("{} {}", i + 1, p.kind),
+                vec![
+                    p.connected.to_string(),
+                    report::mib(p.baseline),
+                    report::mib(p.peak),
+                    mib(p.after_1s),
+                    mib(p.after_5s),
+                    mib(p.after_10s),
+                    mib(p.after_pause),
+                    p.back_after_seconds
+                        .map_or("!! never !!".into(), |s| format!("{s:.2} s")),
+                ],
+            );
+        }
+        if r.failed > 0 {
+            table.section(&format!("!! {} connections failed !!", r.failed));
+        }
+        table
     }
-    table
 }
 
 #[cfg(test)]

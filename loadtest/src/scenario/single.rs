@@ -7,27 +7,34 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Run, Samples};
+use super::{Connected, Run, Samples, ScenarioReport};
+use crate::cli;
 use crate::error::Error;
 use crate::latency::median;
 use crate::publish::Publisher;
 use crate::report::{self, Comparison, Named, Table};
+use crate::sampler::Sample;
 
 /// The most events a run sends (each keeps its own histogram in every client thread).
 pub const MAX_EVENTS: usize = 100;
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: `single`'s flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Subscribers.
+    #[arg(long, value_parser = cli::count(1, cli::MAX_SUBSCRIBERS))]
     pub subscribers: usize,
     /// Events, one at a time.
+    #[arg(long, default_value_t = 10, value_parser = cli::count(1, MAX_EVENTS as u64))]
     pub events: usize,
-    /// Event data size, bytes.
+    /// Event data size in bytes (at least the stamp).
+    #[arg(long, default_value_t = 64, value_parser = cli::count(0, 65_536))]
     pub size: usize,
     /// The longest wait for one event to reach everyone.
+    #[arg(long, default_value = "10s", value_parser = cli::duration(600))]
     pub event_timeout: Duration,
-    /// The pause after an event has reached everyone.
+    /// Pause after each event has reached everyone.
+    #[arg(long, default_value = "200ms", value_parser = cli::duration(60))]
     pub gap: Duration,
 }
 
@@ -161,8 +168,8 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
 }
 
 /// Sums up rounds of the same run: times are the medians over rounds, counts are sums, and
-/// the events listed are the first round's.
-pub fn combine(rounds: Vec<Report>) -> Report {
+/// the events listed are the first round's; `None` without rounds.
+pub fn combine(rounds: Vec<Report>) -> Option<Report> {
     let times = |f: fn(&Report) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
     let (first_ms, median_ms, last_ms) = (
         times(|r| r.first_ms),
@@ -172,29 +179,7 @@ pub fn combine(rounds: Vec<Report>) -> Report {
     let last_ms_by_round = rounds.iter().map(|r| r.last_ms).collect();
     let count = rounds.len();
     let mut rounds = rounds.into_iter();
-    let Some(mut sum) = rounds.next() else {
-        return Report {
-            server: String::new(),
-            subscribers: 0,
-            failed: 0,
-            events: 0,
-            size: 0,
-            first_ms: 0.0,
-            median_ms: 0.0,
-            last_ms: 0.0,
-            per_event: Vec::new(),
-            expected: 0,
-            delivered: 0,
-            lost: 0,
-            duplicated: 0,
-            reordered: 0,
-            timed_out: 0,
-            rounds: 0,
-            last_ms_by_round: Vec::new(),
-            first_error: None,
-            samples: Vec::new(),
-        };
-    };
+    let mut sum = rounds.next()?;
     for r in rounds {
         sum.failed += r.failed;
         sum.expected += r.expected;
@@ -205,14 +190,14 @@ pub fn combine(rounds: Vec<Report>) -> Report {
         sum.timed_out += r.timed_out;
         sum.first_error = sum.first_error.or(r.first_error);
     }
-    Report {
+    Some(Report {
         first_ms,
         median_ms,
         last_ms,
         rounds: count,
         last_ms_by_round,
         ..sum
-    }
+    })
 }
 
 impl Named for Report {
@@ -221,26 +206,39 @@ impl Named for Report {
     }
 }
 
-/// Renders one report, or a report beside its floor run.
-pub fn table(report: &Report, floor: Option<&Report>) -> Table {
-    let mut table = Comparison::new("single", report, floor);
-    table.row("subscribers", |r| r.subscribers as f64, report::count);
-    table.row("events", |r| r.events as f64, report::count);
-    table.row("rounds", |r| r.rounds as f64, report::count);
-    table.row("to first subscriber (median)", |r| r.first_ms, report::ms);
-    table.row("to median subscriber (median)", |r| r.median_ms, report::ms);
-    table.row("to last subscriber (median)", |r| r.last_ms, report::ms);
-    table.row("delivered", |r| r.delivered as f64, report::count);
-    table.row("expected", |r| r.expected as f64, report::count);
-    table.alarm("lost", |r| r.lost);
-    table.alarm("duplicated", |r| r.duplicated);
-    table.alarm("reordered", |r| r.reordered);
-    table.alarm("failed connections", |r| r.failed);
-    table.alarm("events timed out", |r| r.timed_out as u64);
-    for r in std::iter::once(report).chain(floor) {
-        if let Some(error) = &r.first_error {
-            table.section(&format!("{}: first failure: {error}", r.server));
-        }
+impl ScenarioReport for Report {
+    const NAME: &'static str = "single";
+
+    fn samples(&self) -> &[Sample] {
+        &self.samples
     }
-    table.into_table()
+
+    fn combine(rounds: Vec<Report>) -> Option<Report> {
+        combine(rounds)
+    }
+
+    /// Renders one report, or a report beside its floor run.
+    fn table(&self, floor: Option<&Report>) -> Table {
+        let report = self;
+        let mut table = Comparison::new("single", report, floor);
+        table.row("subscribers", |r| r.subscribers as f64, report::count);
+        table.row("events", |r| r.events as f64, report::count);
+        table.row("rounds", |r| r.rounds as f64, report::count);
+        table.row("to first subscriber (median)", |r| r.first_ms, report::ms);
+        table.row("to median subscriber (median)", |r| r.median_ms, report::ms);
+        table.row("to last subscriber (median)", |r| r.last_ms, report::ms);
+        table.row("delivered", |r| r.delivered as f64, report::count);
+        table.row("expected", |r| r.expected as f64, report::count);
+        table.alarm("lost", |r| r.lost);
+        table.alarm("duplicated", |r| r.duplicated);
+        table.alarm("reordered", |r| r.reordered);
+        table.alarm("failed connections", |r| r.failed);
+        table.alarm("events timed out", |r| r.timed_out as u64);
+        for r in std::iter::once(report).chain(floor) {
+            if let Some(error) = &r.first_error {
+                table.section(&format!("{}: first failure: {error}", r.server));
+            }
+        }
+        table.into_table()
+    }
 }
