@@ -23,9 +23,11 @@ SUBS=${SUBS:-20000}                   # connect and single: subscribers, over al
 HOLD=${HOLD:-3s}                      # connect: how long they are held
 SETTLE=${SETTLE:-5s}                  # connect: wait after closing before the last reading
 SINGLE_EVENTS=${SINGLE_EVENTS:-10}    # single: events, one at a time
+SINGLE_TIMEOUT=${SINGLE_TIMEOUT:-10s} # single: the longest wait for one event to reach all
 FANOUT_SUBS=${FANOUT_SUBS:-8000}      # fanout: subscribers, over all nodes
 FANOUT_RATE=${FANOUT_RATE:-50}        # fanout: events per second
 FANOUT_DURATION=${FANOUT_DURATION:-10s}
+FANOUT_DRAIN=${FANOUT_DRAIN:-60s}     # fanout: the longest wait for the last deliveries
 SIZE=${SIZE:-64}                      # event data bytes
 RATE=${RATE:-5000}                    # new connections per second, over all nodes
 BASE_PORT=${BASE_PORT:-19280}         # Redis and the nodes take the first free ports from here
@@ -101,7 +103,7 @@ for node in $(seq "$NODES"); do
     wait_until "node $node (port $port) does not follow Redis" following "$port"
     URLS+=(--url "http://127.0.0.1:$port/events?topic=load")
 done
-echo "== redis on $REDIS_PORT, $NODES nodes: ${URLS[*]}" >&2
+echo "== redis on $REDIS_PORT, $NODES nodes on ports $((REDIS_PORT + 1))-$((next_port - 1))" >&2
 
 # Redis's INFO memory now (used_memory, used_memory_peak, ... in bytes) into
 # $OUT/redis-$1.txt.
@@ -148,11 +150,12 @@ if wanted connect; then
 fi
 if wanted single; then
     run_report single single "${common[@]}" --subscribers "$SUBS" --events "$SINGLE_EVENTS" \
-        --size "$SIZE"
+        --event-timeout "$SINGLE_TIMEOUT" --size "$SIZE"
 fi
 if wanted fanout; then
     run_report fanout fanout "${common[@]}" --subscribers "$FANOUT_SUBS" \
-        --events-per-second "$FANOUT_RATE" --duration "$FANOUT_DURATION" --size "$SIZE"
+        --events-per-second "$FANOUT_RATE" --duration "$FANOUT_DURATION" \
+        --drain-limit "$FANOUT_DRAIN" --size "$SIZE"
 fi
 
 # The value of kernel setting $1 (a path under /proc/sys), its fields separated by spaces.
@@ -190,8 +193,10 @@ write_run_document() {
         --arg file_max "$(kernel_setting fs/file-max)" \
         --arg open_files "$(ulimit -Hn)" \
         --arg nodes "$NODES" --arg subs "$SUBS" --arg hold "$HOLD" --arg settle "$SETTLE" \
-        --arg single_events "$SINGLE_EVENTS" --arg fanout_subs "$FANOUT_SUBS" \
+        --arg single_events "$SINGLE_EVENTS" --arg single_timeout "$SINGLE_TIMEOUT" \
+        --arg fanout_subs "$FANOUT_SUBS" \
         --arg fanout_rate "$FANOUT_RATE" --arg fanout_duration "$FANOUT_DURATION" \
+        --arg fanout_drain "$FANOUT_DRAIN" \
         --arg size "$SIZE" --arg rate "$RATE" --arg ssecast_flags "$SSECAST_FLAGS" \
         --arg loadtest_flags "$LOADTEST_FLAGS" '{
             machine: {cores: $cores, mem_total: $mem_total, kernel: $kernel,
@@ -201,8 +206,10 @@ write_run_document() {
                 "net.ipv4.tcp_max_syn_backlog": $tcp_max_syn_backlog,
                 "net.ipv4.ip_local_port_range": $ip_local_port_range, "fs.file-max": $file_max},
             parameters: {nodes: $nodes, subs: $subs, hold: $hold, settle: $settle,
-                single_events: $single_events, fanout_subs: $fanout_subs,
-                fanout_rate: $fanout_rate, fanout_duration: $fanout_duration, size: $size,
+                single_events: $single_events, single_timeout: $single_timeout,
+                fanout_subs: $fanout_subs,
+                fanout_rate: $fanout_rate, fanout_duration: $fanout_duration,
+                fanout_drain: $fanout_drain, size: $size,
                 rate: $rate, ssecast_flags: $ssecast_flags, loadtest_flags: $loadtest_flags},
             scenarios: $scenarios}' >"$OUT/run.json"
 }

@@ -5,8 +5,10 @@
 # (the loadtest spreads its own over processes and loopback source addresses). Runs, through
 # loadtest/cluster.sh, which starts and stops everything:
 #   connect: all of them, held idle HOLD (a minute), then closed, memory read at each step;
-#   single:  one event to all of them, SINGLE_EVENTS times (time to first, median, last; lost);
-#   fanout:  FANOUT_RATE events a second for FANOUT_DURATION to all of them (p50, p99; lost).
+#   single:  one event to all of them, SINGLE_EVENTS times, each awaited up to SINGLE_TIMEOUT
+#            (two minutes) before the next (time to first, median, last; lost);
+#   fanout:  FANOUT_RATE events a second for FANOUT_DURATION to all of them (p50, p99; lost),
+#            the last deliveries awaited up to FANOUT_DRAIN (15 minutes).
 # Needs what cluster.sh needs (cargo, jq, curl, redis-server, redis-cli). Examples:
 #   loadtest/million.sh                      # 100,000, a few minutes
 #   SUBS=1000000 loadtest/million.sh         # by hand: about 53 nodes and 10 GB of kernel memory
@@ -19,7 +21,9 @@ export NODES=$(((SUBS + PER_NODE - 1) / PER_NODE))
 export FANOUT_SUBS=${FANOUT_SUBS:-$SUBS}
 export FANOUT_RATE=${FANOUT_RATE:-10}
 export FANOUT_DURATION=${FANOUT_DURATION:-30s}
+export FANOUT_DRAIN=${FANOUT_DRAIN:-900s}
 export HOLD=${HOLD:-60s}
+export SINGLE_TIMEOUT=${SINGLE_TIMEOUT:-120s}
 export SCENARIOS=${SCENARIOS:-"connect single fanout"}
 export LOADTEST_FLAGS=${LOADTEST_FLAGS:-"--per-process $PER_NODE"}
 exec "$(dirname "$0")/cluster.sh"

@@ -91,10 +91,12 @@ fn memory(area: &Plot, title: &str, samples: &[Sample], end: f64) -> Drawn {
         .configure_mesh()
         .x_desc("seconds since the run started")
         .y_desc("memory (MiB)")
+        .y_label_formatter(&|mib| format!("{mib:.0}"))
         .draw()?;
     chart
         .configure_secondary_axes()
         .y_desc("subscribers streaming")
+        .y_label_formatter(&|count| format!("{count:.0}"))
         .draw()?;
     let lines: [Line<Sample>; 2] = [
         ("server RSS, all processes (MiB, left)", RED, |s| {

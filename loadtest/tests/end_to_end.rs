@@ -50,6 +50,7 @@ async fn fanout_counts_every_delivery_of_200_subscribers_by_20_events() {
         duration: Duration::from_millis(200),
         size: 100,
         publish_connections: 1,
+        drain_limit: Duration::from_secs(60),
     };
     let report = within_limit(move || fanout::run(&run, &args))
         .await

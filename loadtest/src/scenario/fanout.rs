@@ -17,8 +17,6 @@ use crate::sampler::Sample;
 
 /// How long deliveries may stall before the drain gives up.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
-/// The longest drain.
-const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// What to run: `fanout`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +37,10 @@ pub struct Args {
     /// more than one, events in flight together may arrive reordered.
     #[arg(long, default_value_t = 1, value_parser = cli::count(1, 64))]
     pub publish_connections: usize,
+    /// The longest wait, after the last publish, for every event to reach every subscriber;
+    /// what has not arrived by then counts as lost.
+    #[arg(long, default_value = "60s", value_parser = cli::duration(3600))]
+    pub drain_limit: Duration,
 }
 
 /// The report of one `fanout` run.
@@ -118,7 +120,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         .map_err(|_| Error::Worker("the publisher thread panicked".into()))?;
     let published_at = Instant::now();
     let goal = status.streaming * published.published;
-    let drained = run.drain(&fleet, |_| goal, DRAIN_STALL, DRAIN_LIMIT)?;
+    let drained = run.drain(&fleet, |_| goal, DRAIN_STALL, args.drain_limit)?;
     let ended = Instant::now();
     let server_cpu = probe::cpu_ticks(&run.target.pids)?.saturating_sub(server_cpu);
     let end_status = fleet.status()?;
