@@ -167,20 +167,24 @@ kernel_setting() {
 # run at this size depends on, the parameters, and each scenario's report (its samples over
 # time included) with Redis's INFO memory at its end.
 write_run_document() {
-    local scenarios='{}' scenario
+    local scenario parts=()
     for scenario in connect single fanout; do
         [ -s "$OUT/$scenario.json" ] || continue
-        scenarios=$(jq --arg name "$scenario" --slurpfile run "$OUT/$scenario.json" \
+        jq -n --arg name "$scenario" --slurpfile run "$OUT/$scenario.json" \
             --slurpfile before "$OUT/tcp-before-$scenario.json" \
             --slurpfile after "$OUT/tcp-after-$scenario.json" \
             --rawfile redis "$OUT/redis-$scenario.txt" '
-            . + {($name): ($run[0] + {redis_memory: ($redis | split("\n")
+            {($name): ($run[0] + {redis_memory: ($redis | split("\n")
                 | map(select(test("^[a-z_]+:")) | capture("^(?<k>[^:]+):(?<v>.*)$")
                 | {(.k): (.v | tonumber? // .)}) | add),
                 tcp_counters: ($after[0] | with_entries(.value -= $before[0][.key]))})}' \
-            <<<"$scenarios")
+            >"$OUT/part-$scenario.json"
+        parts+=("$OUT/part-$scenario.json")
     done
-    jq -n --argjson scenarios "$scenarios" \
+    # Through files: a run's samples are too long for one command-line argument.
+    cat "${parts[@]}" </dev/null | jq -s 'add // {}' >"$OUT/scenarios.json"
+    rm -f "${parts[@]}"
+    jq -n --slurpfile scenarios "$OUT/scenarios.json" \
         --argjson cores "$(nproc)" \
         --argjson mem_total "$(awk '/^MemTotal:/ {printf "%d", $2 * 1024}' /proc/meminfo)" \
         --arg kernel "$(uname -r)" \
@@ -211,7 +215,8 @@ write_run_document() {
                 fanout_rate: $fanout_rate, fanout_duration: $fanout_duration,
                 fanout_drain: $fanout_drain, size: $size,
                 rate: $rate, ssecast_flags: $ssecast_flags, loadtest_flags: $loadtest_flags},
-            scenarios: $scenarios}' >"$OUT/run.json"
+            scenarios: $scenarios[0]}' >"$OUT/run.json"
+    rm -f "$OUT/scenarios.json"
 }
 write_run_document
 
