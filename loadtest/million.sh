@@ -11,7 +11,12 @@
 #            the last deliveries awaited up to FANOUT_DRAIN (15 minutes).
 # Needs what cluster.sh needs (cargo, jq, curl, redis-server, redis-cli). Examples:
 #   loadtest/million.sh                      # 100,000, a few minutes
-#   SUBS=1000000 loadtest/million.sh         # by hand: about 53 nodes and 10 GB of kernel memory
+#   SUBS=1000000 FANOUT_RATE=1 loadtest/million.sh
+#       by hand: 53 nodes, about 20 minutes and 10 GB of kernel memory. Two cores deliver about
+#       half a million frames a second to a million subscribers, so 10 events a second to all
+#       of them fills the kernel's TCP memory (BENCHMARKS.md, "One million subscribers").
+# The run's JSON document (run.json) and charts are written to OUT (a new temporary directory
+# unless given), as cluster.sh says.
 set -euo pipefail
 
 SUBS=${SUBS:-100000}
