@@ -326,6 +326,12 @@ mod tests {
     use super::Cli;
     use clap::{CommandFactory, Parser};
 
+    /// `args` then `extra` parsed as the loadtest's command line (its name put first).
+    fn command(args: &[&str], extra: &[&str]) -> Result<super::Command, clap::Error> {
+        let line = ["t"].iter().chain(args).chain(extra);
+        Cli::try_parse_from(line).map(|cli| cli.command)
+    }
+
     #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
@@ -370,13 +376,9 @@ mod tests {
     #[test]
     fn urls_repeat_or_split_on_commas() {
         use super::Command;
-        let urls = |extra: &[&str]| {
-            let mut args = vec!["t", "connect", "--subscribers", "5"];
-            args.extend_from_slice(extra);
-            match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Connect { common, .. }) => common.url,
-                other => panic!("connect did not parse: {other:?}"),
-            }
+        let urls = |extra: &[&str]| match command(&["connect", "--subscribers", "5"], extra) {
+            Ok(Command::Connect { common, .. }) => common.url,
+            other => panic!("connect did not parse: {other:?}"),
         };
         let (a, b) = (
             "http://127.0.0.1:7001/events",
@@ -423,15 +425,11 @@ mod tests {
     #[test]
     fn the_floor_runs_beside_or_instead() {
         use super::Command;
-        let floor = |extra: &[&str]| {
-            let mut args = vec!["t", "single", "--subscribers", "5"];
-            args.extend_from_slice(extra);
-            match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Single { floor, rounds, .. }) => {
-                    Some((floor.with_floor, floor.floor_only, rounds))
-                }
-                _ => None,
+        let floor = |extra: &[&str]| match command(&["single", "--subscribers", "5"], extra) {
+            Ok(Command::Single { floor, rounds, .. }) => {
+                Some((floor.with_floor, floor.floor_only, rounds))
             }
+            _ => None,
         };
         assert_eq!(floor(&[]), Some((false, false, 1)));
         assert_eq!(
@@ -447,13 +445,9 @@ mod tests {
     #[test]
     fn publish_defaults_and_bounds() {
         use super::Command;
-        let parse = |extra: &[&str]| {
-            let mut args = vec!["t", "publish"];
-            args.extend_from_slice(extra);
-            match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Publish(cmd)) => Some(cmd.args),
-                _ => None,
-            }
+        let parse = |extra: &[&str]| match command(&["publish"], extra) {
+            Ok(Command::Publish(cmd)) => Some(cmd.args),
+            _ => None,
         };
         let defaults = parse(&[]).unwrap();
         assert_eq!(
@@ -493,19 +487,13 @@ mod tests {
     fn token_flags_reach_the_client_options() {
         use super::Command;
         use crate::token::{Place, TokenFile};
-        let tokens = |extra: &[&str]| {
-            let mut args = vec!["t", "connect", "--subscribers", "5"];
-            args.extend_from_slice(extra);
-            match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Connect { common, .. }) => {
-                    Ok(common.token_file.map(|path| TokenFile {
-                        path,
-                        place: common.token_in,
-                    }))
-                }
-                Ok(_) => panic!("not connect"),
-                Err(e) => Err(e.kind()),
-            }
+        let tokens = |extra: &[&str]| match command(&["connect", "--subscribers", "5"], extra) {
+            Ok(Command::Connect { common, .. }) => Ok(common.token_file.map(|path| TokenFile {
+                path,
+                place: common.token_in,
+            })),
+            Ok(_) => panic!("not connect"),
+            Err(e) => Err(e.kind()),
         };
         assert_eq!(tokens(&[]), Ok(None));
         let file = |place| {
@@ -529,13 +517,9 @@ mod tests {
     fn hostile_takes_a_list_of_attacks_or_all() {
         use super::Command;
         use crate::attack::Kind;
-        let parse = |extra: &[&str]| {
-            let mut args = vec!["t", "hostile"];
-            args.extend_from_slice(extra);
-            match Cli::try_parse_from(args).map(|cli| cli.command) {
-                Ok(Command::Hostile(cmd)) => Some(cmd.args),
-                _ => None,
-            }
+        let parse = |extra: &[&str]| match command(&["hostile"], extra) {
+            Ok(Command::Hostile(cmd)) => Some(cmd.args),
+            _ => None,
         };
         let all = parse(&[]).unwrap();
         assert_eq!(all.kinds(), Kind::ALL.to_vec());
