@@ -57,12 +57,9 @@ async fn fanout_counts_every_delivery_of_200_subscribers_by_20_events() {
         .unwrap();
     assert_eq!(report.subscribers, 200);
     assert_eq!(report.publish.published, 20);
-    assert_eq!(report.expected, 200 * 20);
-    assert_eq!(report.delivered, 200 * 20);
-    assert_eq!(
-        (report.lost, report.duplicated, report.reordered),
-        (0, 0, 0)
-    );
+    assert_eq!(report.deliveries.expected, 200 * 20);
+    assert_eq!(report.deliveries.delivered, 200 * 20);
+    assert_eq!(report.deliveries.losses(), [0; 3]);
     assert_eq!(report.latency.count, 200 * 20);
     assert!(report.drained);
     assert!(report.latency.max_ms < 10_000.0, "{:?}", report.latency);
@@ -73,7 +70,7 @@ async fn fanout_counts_every_delivery_of_200_subscribers_by_20_events() {
         "{over_time:?}"
     );
     let counted: u64 = over_time.iter().map(|s| s.count).sum();
-    assert_eq!(counted, report.delivered);
+    assert_eq!(counted, report.deliveries.delivered);
     assert!(over_time.windows(2).all(|w| w[0].second < w[1].second));
     for second in over_time {
         assert!(second.p50_ms <= second.p99_ms && second.p99_ms <= second.max_ms);
@@ -121,9 +118,13 @@ async fn single_over_two_worker_processes_and_the_floor() {
     .await;
     for report in [&report, &floor] {
         assert_eq!(report.subscribers, 200, "{}", report.server);
-        assert_eq!(report.delivered, 200 * 5, "{}", report.server);
+        assert_eq!(report.deliveries.delivered, 200 * 5, "{}", report.server);
         assert_eq!(
-            (report.lost, report.duplicated, report.timed_out),
+            (
+                report.deliveries.lost,
+                report.deliveries.duplicated,
+                report.timed_out
+            ),
             (0, 0, 0)
         );
         assert_eq!(report.per_event.len(), 5);
@@ -166,8 +167,8 @@ async fn hostile_clients_of_every_kind_cost_the_good_subscribers_nothing() {
     for phase in [&report.quiet, &report.hostile] {
         assert_eq!(phase.subscribers, 50);
         assert_eq!(phase.publish.published, 100, "{:?}", phase.first_error);
-        assert_eq!(phase.delivered, 50 * 100);
-        assert_eq!((phase.lost, phase.duplicated, phase.reordered), (0, 0, 0));
+        assert_eq!(phase.deliveries.delivered, 50 * 100);
+        assert_eq!(phase.deliveries.losses(), [0; 3]);
         assert!(phase.drained);
     }
     assert_eq!(report.attackers.len(), Kind::ALL.len());
@@ -228,11 +229,11 @@ async fn publish_2000_events(batch: u64) {
         (report.publish.requests, report.publish.requests_ok),
         (requests, requests)
     );
-    assert_eq!((report.expected, report.delivered), (2 * 2000, 2 * 2000));
     assert_eq!(
-        (report.lost, report.duplicated, report.reordered),
-        (0, 0, 0)
+        (report.deliveries.expected, report.deliveries.delivered),
+        (2 * 2000, 2 * 2000)
     );
+    assert_eq!(report.deliveries.losses(), [0; 3]);
     assert!(report.drained);
     assert_eq!(report.publish.round_trip.count, requests);
     assert_eq!(report.latency.count, 2 * 2000);

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Run, Samples, ScenarioReport};
+use super::{per_unit_us, Connected, Cpu, Deliveries, Run, Samples, ScenarioReport};
 use crate::cli;
 use crate::error::Error;
 use crate::latency::{Latency, SecondLatency};
-use crate::probe;
 use crate::publish::{self, Pace, Published, Requests};
 use crate::report::{self, Table};
 use crate::sampler::Sample;
@@ -65,16 +64,9 @@ pub struct Report {
     /// The same for the events sent in each second, on the samples' time axis; the counts
     /// add up to `delivered`.
     pub latency_over_time: Vec<SecondLatency>,
-    /// Deliveries expected (subscribers x events published).
-    pub expected: u64,
-    /// First copies delivered.
-    pub delivered: u64,
-    /// Events lost.
-    pub lost: u64,
-    /// Events duplicated.
-    pub duplicated: u64,
-    /// Events reordered.
-    pub reordered: u64,
+    /// What the subscribers got of every event sent.
+    #[serde(flatten)]
+    pub deliveries: Deliveries,
     /// Streams the server closed during the run.
     pub closed_by_server: u64,
     /// Deliveries per second, first publish to the end of the drain.
@@ -105,8 +97,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         status,
     } = run.connect_all(args.subscribers)?;
     let closed_before = fleet.status()?.closed;
-    let server_cpu = probe::cpu_ticks(&run.target.pids)?;
-    let client_cpu = fleet.cpu_ticks()?;
+    let cpu = Cpu::start(run, &fleet)?;
     let started = Instant::now();
     let requests = Requests::new(&run.target, args.size);
     let addr = run.target.publish.url.addr;
@@ -122,21 +113,13 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let goal = status.streaming * published.published;
     let drained = run.drain(&fleet, |_| goal, DRAIN_STALL, args.drain_limit)?;
     let ended = Instant::now();
-    let server_cpu = probe::cpu_ticks(&run.target.pids)?.saturating_sub(server_cpu);
+    let [server_cpu, client_cpu] = cpu.seconds(run, &fleet)?;
     let end_status = fleet.status()?;
-    let client_cpu = fleet.cpu_ticks()?.saturating_sub(client_cpu);
     // Events whose publish failed still had numbers: subscribers owe every number sent.
     let sent = published.published + published.failed;
     let tally = fleet.report(sent)?;
     let latency_over_time = tally.by_second.summary(|unix| sampler.second_of(unix));
     let samples = sampler.stop();
-    let per_delivery = |ticks: u64| {
-        if tally.delivered == 0 {
-            0.0
-        } else {
-            probe::ticks_to_seconds(ticks) * 1e6 / tally.delivered as f64
-        }
-    };
     let elapsed = (ended - started).as_secs_f64();
     Ok(Report {
         server: run.target.name.clone(),
@@ -147,19 +130,15 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         size: args.size,
         latency: Latency::of(&tally.latency),
         latency_over_time,
-        expected: status.streaming * sent,
-        delivered: tally.delivered,
-        lost: tally.lost,
-        duplicated: tally.duplicated,
-        reordered: tally.reordered,
+        deliveries: Deliveries::of(status.streaming, sent, &tally),
         closed_by_server: end_status.closed - closed_before,
         deliveries_per_second: tally.delivered as f64 / elapsed.max(1e-9),
         drained,
         drain_seconds: (ended - published_at).as_secs_f64(),
-        server_cpu_seconds: probe::ticks_to_seconds(server_cpu),
-        client_cpu_seconds: probe::ticks_to_seconds(client_cpu),
-        server_cpu_per_delivery_us: per_delivery(server_cpu),
-        client_cpu_per_delivery_us: per_delivery(client_cpu),
+        server_cpu_seconds: server_cpu,
+        client_cpu_seconds: client_cpu,
+        server_cpu_per_delivery_us: per_unit_us(server_cpu, tally.delivered),
+        client_cpu_per_delivery_us: per_unit_us(client_cpu, tally.delivered),
         first_error: published.first_error.clone().or(tally.first_error),
         publish: published,
         samples,
@@ -178,7 +157,7 @@ impl ScenarioReport for Report {
     }
 
     fn losses(&self) -> [u64; 3] {
-        [self.lost, self.duplicated, self.reordered]
+        self.deliveries.losses()
     }
 
     /// Renders a report.
@@ -224,12 +203,13 @@ impl ScenarioReport for Report {
             "publish round trip p99",
             vec![report::ms(r.publish.round_trip.p99_ms)],
         );
-        table.row("delivered", vec![r.delivered.to_string()]);
-        table.row("expected", vec![r.expected.to_string()]);
+        let d = &r.deliveries;
+        table.row("delivered", vec![d.delivered.to_string()]);
+        table.row("expected", vec![d.expected.to_string()]);
         table.alarms(&[
-            ("lost", r.lost),
-            ("duplicated", r.duplicated),
-            ("reordered", r.reordered),
+            ("lost", d.lost),
+            ("duplicated", d.duplicated),
+            ("reordered", d.reordered),
             ("publishes failed", r.publish.failed),
             ("failed connections", r.failed),
             ("closed by server", r.closed_by_server),

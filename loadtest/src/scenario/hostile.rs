@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Run, Samples, ScenarioReport};
+use super::{Connected, Deliveries, Run, Samples, ScenarioReport};
 use crate::attack::{self, Kind, Outcome, Sizes};
 use crate::cli;
 use crate::client::Status;
@@ -99,16 +99,9 @@ pub struct Phase {
     pub subscribers: u64,
     /// ... and when it ended.
     pub streaming_at_end: u64,
-    /// Deliveries expected (subscribers x events accepted).
-    pub expected: u64,
-    /// First copies delivered.
-    pub delivered: u64,
-    /// Accepted events that never reached a subscriber.
-    pub lost: u64,
-    /// Events delivered twice or more.
-    pub duplicated: u64,
-    /// Events that arrived after a later one.
-    pub reordered: u64,
+    /// What the good subscribers got of the events accepted.
+    #[serde(flatten)]
+    pub deliveries: Deliveries,
     /// Publish-to-receive latency of every delivery.
     pub latency: Latency,
     /// Good subscribers the server closed.
@@ -260,11 +253,7 @@ fn phase(
     Ok(Phase {
         subscribers: start.streaming,
         streaming_at_end: end.streaming,
-        expected: start.streaming * published.published,
-        delivered: tally.delivered,
-        lost: tally.lost,
-        duplicated: tally.duplicated,
-        reordered: tally.reordered,
+        deliveries: Deliveries::of(start.streaming, published.published, &tally),
         latency: Latency::of(&tally.latency),
         closed_by_server: end.closed - start.closed,
         drained,
@@ -327,12 +316,9 @@ impl ScenarioReport for Report {
     }
 
     fn losses(&self) -> [u64; 3] {
-        let (q, h) = (&self.quiet, &self.hostile);
-        [
-            q.lost + h.lost,
-            q.duplicated + h.duplicated,
-            q.reordered + h.reordered,
-        ]
+        let mut both = self.quiet.deliveries.clone();
+        both.add(&self.hostile.deliveries);
+        both.losses()
     }
 
     /// Renders a report: both phases side by side, then a line per attacker.
@@ -363,11 +349,17 @@ impl ScenarioReport for Report {
             "publish round trip p99",
             both(&|p| report::ms(p.publish.round_trip.p99_ms)),
         );
-        table.row("delivered", both(&|p| p.delivered.to_string()));
-        table.row("expected", both(&|p| p.expected.to_string()));
-        table.row("lost", both(&|p| report::alarm(p.lost)));
-        table.row("duplicated", both(&|p| report::alarm(p.duplicated)));
-        table.row("reordered", both(&|p| report::alarm(p.reordered)));
+        table.row("delivered", both(&|p| p.deliveries.delivered.to_string()));
+        table.row("expected", both(&|p| p.deliveries.expected.to_string()));
+        table.row("lost", both(&|p| report::alarm(p.deliveries.lost)));
+        table.row(
+            "duplicated",
+            both(&|p| report::alarm(p.deliveries.duplicated)),
+        );
+        table.row(
+            "reordered",
+            both(&|p| report::alarm(p.deliveries.reordered)),
+        );
         table.row(
             "closed by server",
             both(&|p| report::alarm(p.closed_by_server)),

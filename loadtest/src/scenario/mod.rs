@@ -4,7 +4,8 @@
 //! [`Run`] also holds the set-up they share: [`Run::watch`] starts the clients and the sampler,
 //! and [`Run::connect_all`] goes on to connect every subscriber and leave the server idle and the
 //! counts at zero, where the delivery scenarios (`single`, `fanout`, `publish`, `hostile`) begin;
-//! [`Run::drain`] waits for the last deliveries once publishing is over. [`ScenarioReport`] is
+//! [`Run::drain`] waits for the last deliveries once publishing is over; [`Cpu`] measures both
+//! sides meanwhile, and [`Deliveries`] is what their subscribers got. [`ScenarioReport`] is
 //! what the command line does with any of their reports.
 
 pub mod connect;
@@ -19,6 +20,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
+use crate::client::tally::Tally;
 use crate::client::Status;
 use crate::error::Error;
 use crate::fleet::{ClientOptions, Fleet};
@@ -51,6 +55,83 @@ pub struct Connected {
     pub sampler: Sampler,
     /// How the connection went.
     pub status: Status,
+}
+
+/// What the subscribers got of the events owed them, summed over subscribers: the same fields
+/// in each delivery scenario's JSON, where it is flattened.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Deliveries {
+    /// Deliveries expected (subscribers x events owed).
+    pub expected: u64,
+    /// First copies delivered.
+    pub delivered: u64,
+    /// Events lost.
+    pub lost: u64,
+    /// Events delivered twice or more.
+    pub duplicated: u64,
+    /// Events that arrived after a later event of their stream.
+    pub reordered: u64,
+}
+
+impl Deliveries {
+    /// What `tally` counted when `subscribers` were owed `events` each.
+    pub fn of(subscribers: u64, events: u64, tally: &Tally) -> Deliveries {
+        Deliveries {
+            expected: subscribers * events,
+            delivered: tally.delivered,
+            lost: tally.lost,
+            duplicated: tally.duplicated,
+            reordered: tally.reordered,
+        }
+    }
+
+    /// Lost, duplicated and reordered, as [`ScenarioReport::losses`] has them.
+    pub fn losses(&self) -> [u64; 3] {
+        [self.lost, self.duplicated, self.reordered]
+    }
+
+    /// Adds the counts of another run.
+    pub fn add(&mut self, other: &Deliveries) {
+        self.expected += other.expected;
+        self.delivered += other.delivered;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.reordered += other.reordered;
+    }
+}
+
+/// Server and client CPU time (every client process) from the moment it was started.
+pub struct Cpu {
+    /// Server ticks at the start.
+    server: u64,
+    /// Client ticks at the start.
+    client: u64,
+}
+
+impl Cpu {
+    /// Reads both clocks.
+    pub fn start(run: &Run, fleet: &Fleet) -> Result<Cpu, Error> {
+        Ok(Cpu {
+            server: probe::cpu_ticks(&run.target.pids)?,
+            client: fleet.cpu_ticks()?,
+        })
+    }
+
+    /// Server and client CPU seconds since the start.
+    pub fn seconds(&self, run: &Run, fleet: &Fleet) -> Result<[f64; 2], Error> {
+        let server = probe::cpu_ticks(&run.target.pids)?.saturating_sub(self.server);
+        let client = fleet.cpu_ticks()?.saturating_sub(self.client);
+        Ok([server, client].map(probe::ticks_to_seconds))
+    }
+}
+
+/// CPU `seconds` per unit, in microseconds; zero without units.
+pub fn per_unit_us(seconds: f64, units: u64) -> f64 {
+    if units == 0 {
+        0.0
+    } else {
+        seconds * 1e6 / units as f64
+    }
 }
 
 /// How long server CPU must stand still to count as idle.

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Run, Samples, ScenarioReport};
+use super::{per_unit_us, Connected, Cpu, Deliveries, Run, Samples, ScenarioReport};
 use crate::cli;
 use crate::client::Status;
 use crate::error::Error;
 use crate::latency::Latency;
-use crate::probe;
 use crate::publish::{self, Burst, BurstReport, Requests};
 use crate::report::{self, Table};
 use crate::sampler::Sample;
@@ -85,16 +84,9 @@ pub struct Report {
     pub client_cpu_per_event_us: f64,
     /// Delivery latency: send stamp to receipt, every first copy at every subscriber.
     pub latency: Latency,
-    /// Deliveries expected (subscribers x events accepted).
-    pub expected: u64,
-    /// First copies delivered.
-    pub delivered: u64,
-    /// Events lost, summed over subscribers.
-    pub lost: u64,
-    /// Events duplicated, summed over subscribers.
-    pub duplicated: u64,
-    /// Events that arrived after a later event of their connection, summed over subscribers.
-    pub reordered: u64,
+    /// What the subscribers got of the events accepted.
+    #[serde(flatten)]
+    pub deliveries: Deliveries,
     /// Streams the server closed during the run.
     pub closed_by_server: u64,
     /// Whether every expected delivery arrived.
@@ -123,11 +115,9 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         batch: args.batch,
     };
     let addr = run.target.publish.url.addr;
-    let server_cpu = probe::cpu_ticks(&run.target.pids)?;
-    let client_cpu = fleet.cpu_ticks()?;
+    let cpu = Cpu::start(run, &fleet)?;
     let published = publish::run_burst(&requests, addr, burst, run.ui);
-    let server_cpu = probe::cpu_ticks(&run.target.pids)?.saturating_sub(server_cpu);
-    let client_cpu = fleet.cpu_ticks()?.saturating_sub(client_cpu);
+    let [server_cpu, client_cpu] = cpu.seconds(run, &fleet)?;
     let answered_at = Instant::now();
     // A subscriber the server cut is not waited for; it owes its events all the same.
     let goal = |now: &Status| now.streaming * published.published;
@@ -138,13 +128,6 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let tally = fleet.report(published.published)?;
     let samples = sampler.stop();
     let per_second = |count: u64| count as f64 / published.seconds.max(1e-9);
-    let per_event = |ticks: u64| {
-        if published.published == 0 {
-            0.0
-        } else {
-            probe::ticks_to_seconds(ticks) * 1e6 / published.published as f64
-        }
-    };
     Ok(Report {
         server: run.target.name.clone(),
         subscribers: status.streaming,
@@ -155,16 +138,12 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         size: args.size,
         requests_per_second: per_second(published.requests_ok),
         events_per_second: per_second(published.published),
-        server_cpu_seconds: probe::ticks_to_seconds(server_cpu),
-        client_cpu_seconds: probe::ticks_to_seconds(client_cpu),
-        server_cpu_per_event_us: per_event(server_cpu),
-        client_cpu_per_event_us: per_event(client_cpu),
+        server_cpu_seconds: server_cpu,
+        client_cpu_seconds: client_cpu,
+        server_cpu_per_event_us: per_unit_us(server_cpu, published.published),
+        client_cpu_per_event_us: per_unit_us(client_cpu, published.published),
         latency: Latency::of(&tally.latency),
-        expected: status.streaming * published.published,
-        delivered: tally.delivered,
-        lost: tally.lost,
-        duplicated: tally.duplicated,
-        reordered: tally.reordered,
+        deliveries: Deliveries::of(status.streaming, published.published, &tally),
         closed_by_server: end_status.closed - closed_before,
         drained,
         drain_seconds,
@@ -182,7 +161,7 @@ impl ScenarioReport for Report {
     }
 
     fn losses(&self) -> [u64; 3] {
-        [self.lost, self.duplicated, self.reordered]
+        self.deliveries.losses()
     }
 
     /// Renders a report.
@@ -226,12 +205,13 @@ impl ScenarioReport for Report {
         );
         table.row("delivery latency p50", vec![report::ms(r.latency.p50_ms)]);
         table.row("delivery latency p99", vec![report::ms(r.latency.p99_ms)]);
-        table.row("delivered", count(r.delivered));
-        table.row("expected", count(r.expected));
+        let d = &r.deliveries;
+        table.row("delivered", count(d.delivered));
+        table.row("expected", count(d.expected));
         table.alarms(&[
-            ("lost", r.lost),
-            ("duplicated", r.duplicated),
-            ("reordered", r.reordered),
+            ("lost", d.lost),
+            ("duplicated", d.duplicated),
+            ("reordered", d.reordered),
             ("failed connections", r.failed),
             ("closed by server", r.closed_by_server),
         ]);

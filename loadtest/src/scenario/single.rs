@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Run, Samples, ScenarioReport};
+use super::{Connected, Deliveries, Run, Samples, ScenarioReport};
 use crate::cli;
 use crate::error::Error;
 use crate::latency::median;
@@ -72,16 +72,9 @@ pub struct Report {
     pub last_ms: f64,
     /// Each event.
     pub per_event: Vec<EventTimes>,
-    /// Deliveries expected (subscribers x events).
-    pub expected: u64,
-    /// First copies delivered.
-    pub delivered: u64,
-    /// Events lost.
-    pub lost: u64,
-    /// Events duplicated.
-    pub duplicated: u64,
-    /// Events reordered.
-    pub reordered: u64,
+    /// What the subscribers got of every event.
+    #[serde(flatten)]
+    pub deliveries: Deliveries,
     /// Events that had not reached everyone within `--event-timeout`.
     pub timed_out: usize,
     /// Runs this report sums up (`--rounds`): times are medians over them, counts sums.
@@ -153,11 +146,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         first_ms: pick(|e| e.first_ms),
         median_ms: pick(|e| e.median_ms),
         last_ms: pick(|e| e.last_ms),
-        expected: streaming * args.events as u64,
-        delivered: tally.delivered,
-        lost: tally.lost,
-        duplicated: tally.duplicated,
-        reordered: tally.reordered,
+        deliveries: Deliveries::of(streaming, args.events as u64, &tally),
         timed_out,
         rounds: 1,
         last_ms_by_round: Vec::new(),
@@ -182,11 +171,7 @@ pub fn combine(rounds: Vec<Report>) -> Option<Report> {
     let mut sum = rounds.next()?;
     for r in rounds {
         sum.failed += r.failed;
-        sum.expected += r.expected;
-        sum.delivered += r.delivered;
-        sum.lost += r.lost;
-        sum.duplicated += r.duplicated;
-        sum.reordered += r.reordered;
+        sum.deliveries.add(&r.deliveries);
         sum.timed_out += r.timed_out;
         sum.first_error = sum.first_error.or(r.first_error);
     }
@@ -227,11 +212,15 @@ impl ScenarioReport for Report {
         table.row("to first subscriber (median)", |r| r.first_ms, report::ms);
         table.row("to median subscriber (median)", |r| r.median_ms, report::ms);
         table.row("to last subscriber (median)", |r| r.last_ms, report::ms);
-        table.row("delivered", |r| r.delivered as f64, report::count);
-        table.row("expected", |r| r.expected as f64, report::count);
-        table.alarm("lost", |r| r.lost);
-        table.alarm("duplicated", |r| r.duplicated);
-        table.alarm("reordered", |r| r.reordered);
+        table.row(
+            "delivered",
+            |r| r.deliveries.delivered as f64,
+            report::count,
+        );
+        table.row("expected", |r| r.deliveries.expected as f64, report::count);
+        table.alarm("lost", |r| r.deliveries.lost);
+        table.alarm("duplicated", |r| r.deliveries.duplicated);
+        table.alarm("reordered", |r| r.deliveries.reordered);
         table.alarm("failed connections", |r| r.failed);
         table.alarm("events timed out", |r| r.timed_out as u64);
         for r in std::iter::once(report).chain(floor) {
