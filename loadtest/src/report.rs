@@ -204,12 +204,6 @@ pub fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-/// Whether the last deliveries all arrived, and how long that took.
-pub fn drained(drained: bool, seconds: f64) -> String {
-    let verdict = if drained { "yes" } else { "!! NO !!" };
-    format!("{verdict} in {seconds:.2} s")
-}
-
 /// A count, with `!!` around it when it should be zero and is not.
 pub fn alarm(count: u64) -> String {
     if count == 0 {

@@ -148,7 +148,7 @@ async fn single_and_fanout_over_two_nodes_deal_the_subscribers_and_lose_nothing(
             (200 * 40, 200 * 40)
         );
         assert_eq!(report.deliveries.losses(), [0; 3]);
-        assert!(report.drained);
+        assert!(report.drain.drained);
         assert_eq!(subscribes(&nodes), [200, 200]);
     })
     .await;

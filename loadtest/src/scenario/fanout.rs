@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{per_unit_us, Connected, Cpu, Deliveries, Run, Samples, ScenarioReport};
+use super::{per_unit_us, Connected, Cpu, Deliveries, Drain, Run, Samples, ScenarioReport};
 use crate::cli;
 use crate::error::Error;
 use crate::latency::{Latency, SecondLatency};
@@ -67,14 +67,11 @@ pub struct Report {
     /// What the subscribers got of every event sent.
     #[serde(flatten)]
     pub deliveries: Deliveries,
-    /// Streams the server closed during the run.
-    pub closed_by_server: u64,
     /// Deliveries per second, first publish to the end of the drain.
     pub deliveries_per_second: f64,
-    /// Whether every expected delivery arrived.
-    pub drained: bool,
-    /// From the last publish to the end of the drain, seconds.
-    pub drain_seconds: f64,
+    /// How the drain went.
+    #[serde(flatten)]
+    pub drain: Drain,
     /// Server CPU time over the run, seconds.
     pub server_cpu_seconds: f64,
     /// Client CPU time (every client process) over the run, seconds.
@@ -96,7 +93,6 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         sampler,
         status,
     } = run.connect_all(args.subscribers)?;
-    let closed_before = fleet.status()?.closed;
     let cpu = Cpu::start(run, &fleet)?;
     let started = Instant::now();
     let requests = Requests::new(&run.target, args.size);
@@ -109,18 +105,15 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let published = publish::run_paced(requests, addr, pace, run.ui)
         .join()
         .map_err(|_| Error::Worker("the publisher thread panicked".into()))?;
-    let published_at = Instant::now();
     let goal = status.streaming * published.published;
-    let drained = run.drain(&fleet, |_| goal, DRAIN_STALL, args.drain_limit)?;
-    let ended = Instant::now();
+    let drain = run.drain(&fleet, &status, |_| goal, [DRAIN_STALL, args.drain_limit])?;
+    let elapsed = started.elapsed().as_secs_f64();
     let [server_cpu, client_cpu] = cpu.seconds(run, &fleet)?;
-    let end_status = fleet.status()?;
     // Events whose publish failed still had numbers: subscribers owe every number sent.
     let sent = published.published + published.failed;
     let tally = fleet.report(sent)?;
     let latency_over_time = tally.by_second.summary(|unix| sampler.second_of(unix));
     let samples = sampler.stop();
-    let elapsed = (ended - started).as_secs_f64();
     Ok(Report {
         server: run.target.name.clone(),
         subscribers: status.streaming,
@@ -131,10 +124,8 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         latency: Latency::of(&tally.latency),
         latency_over_time,
         deliveries: Deliveries::of(status.streaming, sent, &tally),
-        closed_by_server: end_status.closed - closed_before,
         deliveries_per_second: tally.delivered as f64 / elapsed.max(1e-9),
-        drained,
-        drain_seconds: (ended - published_at).as_secs_f64(),
+        drain,
         server_cpu_seconds: server_cpu,
         client_cpu_seconds: client_cpu,
         server_cpu_per_delivery_us: per_unit_us(server_cpu, tally.delivered),
@@ -212,9 +203,8 @@ impl ScenarioReport for Report {
             ("reordered", d.reordered),
             ("publishes failed", r.publish.failed),
             ("failed connections", r.failed),
-            ("closed by server", r.closed_by_server),
         ]);
-        table.row("drained", vec![report::drained(r.drained, r.drain_seconds)]);
+        r.drain.rows(&mut table);
         if r.publish.failed > 0 {
             table.section("lost counts the events of failed publishes too");
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Deliveries, Run, Samples, ScenarioReport};
+use super::{Connected, Deliveries, Drain, Run, Samples, ScenarioReport};
 use crate::attack::{self, Kind, Outcome, Sizes};
 use crate::cli;
 use crate::client::Status;
@@ -104,12 +104,9 @@ pub struct Phase {
     pub deliveries: Deliveries,
     /// Publish-to-receive latency of every delivery.
     pub latency: Latency,
-    /// Good subscribers the server closed.
-    pub closed_by_server: u64,
-    /// Whether every expected delivery arrived.
-    pub drained: bool,
-    /// From the last publish to the end of the drain, seconds.
-    pub drain_seconds: f64,
+    /// How the drain went.
+    #[serde(flatten)]
+    pub drain: Drain,
     /// The largest server RSS sampled, bytes.
     pub rss_max: u64,
     /// The largest machine TCP memory sampled, bytes.
@@ -239,11 +236,9 @@ fn phase(
     let published = publish::run_paced(requests.clone(), addr, pace, run.ui)
         .join()
         .map_err(|_| Error::Worker("the publisher thread panicked".into()))?;
-    let published_at = Instant::now();
     // A subscriber the server cut is not waited for; it owes its events all the same.
     let goal = |now: &Status| now.streaming * published.published;
-    let drained = run.drain(fleet, goal, DRAIN_STALL, DRAIN_LIMIT)?;
-    let drain_seconds = published_at.elapsed().as_secs_f64();
+    let drain = run.drain(fleet, &start, goal, [DRAIN_STALL, DRAIN_LIMIT])?;
     let server_cpu = probe::cpu_ticks(&run.target.pids)?.saturating_sub(cpu);
     let end = fleet.status()?;
     // Refused publishes are never delivered: subscribers owe only the accepted ones.
@@ -255,9 +250,7 @@ fn phase(
         streaming_at_end: end.streaming,
         deliveries: Deliveries::of(start.streaming, published.published, &tally),
         latency: Latency::of(&tally.latency),
-        closed_by_server: end.closed - start.closed,
-        drained,
-        drain_seconds,
+        drain,
         rss_max: 0,
         tcp_mem_max: 0,
         server_cpu_seconds: probe::ticks_to_seconds(server_cpu),
@@ -362,15 +355,12 @@ impl ScenarioReport for Report {
         );
         table.row(
             "closed by server",
-            both(&|p| report::alarm(p.closed_by_server)),
+            both(&|p| report::alarm(p.drain.closed_by_server)),
         );
         table.row("latency p50", both(&|p| report::ms(p.latency.p50_ms)));
         table.row("latency p99", both(&|p| report::ms(p.latency.p99_ms)));
         table.row("latency max", both(&|p| report::ms(p.latency.max_ms)));
-        table.row(
-            "drained",
-            both(&|p| report::drained(p.drained, p.drain_seconds)),
-        );
+        table.row("drained", both(&|p| p.drain.verdict()));
         table.row("server RSS max", both(&|p| report::mib(p.rss_max)));
         table.row(
             "TCP memory, whole machine, max",

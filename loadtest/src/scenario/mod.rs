@@ -100,6 +100,31 @@ impl Deliveries {
     }
 }
 
+/// How the wait for the last deliveries ended ([`Run::drain`]), flattened into the reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drain {
+    /// Whether every expected delivery arrived.
+    pub drained: bool,
+    /// From the end of publishing to the end of the drain, seconds.
+    pub drain_seconds: f64,
+    /// Streams the server closed during the run.
+    pub closed_by_server: u64,
+}
+
+impl Drain {
+    /// Its rows in a one-column table: streams closed, then [`Drain::verdict`].
+    pub fn rows(&self, table: &mut Table) {
+        table.alarms(&[("closed by server", self.closed_by_server)]);
+        table.row("drained", vec![self.verdict()]);
+    }
+
+    /// Whether the last deliveries all arrived, and how long that took.
+    pub fn verdict(&self) -> String {
+        let verdict = if self.drained { "yes" } else { "!! NO !!" };
+        format!("{verdict} in {:.2} s", self.drain_seconds)
+    }
+}
+
 /// Server and client CPU time (every client process) from the moment it was started.
 pub struct Cpu {
     /// Server ticks at the start.
@@ -176,14 +201,14 @@ impl Run {
 
     /// Waits until the subscribers have `goal` first copies, computed again from each status
     /// (subscribers may leave), behind a progress bar. Gives up once no delivery arrived for
-    /// `stall`, or after `limit`; true if every one arrived.
+    /// `stall`, or after `limit`; streams closed are counted from `start`.
     pub fn drain(
         &self,
         fleet: &Fleet,
+        start: &Status,
         goal: impl Fn(&Status) -> u64,
-        stall: Duration,
-        limit: Duration,
-    ) -> Result<bool, Error> {
+        [stall, limit]: [Duration; 2],
+    ) -> Result<Drain, Error> {
         let started = Instant::now();
         let status = fleet.status()?;
         let bar = self.ui.bar(goal(&status), "draining");
@@ -203,7 +228,11 @@ impl Run {
             thread::sleep(Duration::from_millis(5));
         };
         bar.finish_and_clear();
-        Ok(drained)
+        Ok(Drain {
+            drained,
+            drain_seconds: started.elapsed().as_secs_f64(),
+            closed_by_server: fleet.status()?.closed - start.closed,
+        })
     }
 
     /// Waits for the server to go idle; false if it did not within [`IDLE_LIMIT`].

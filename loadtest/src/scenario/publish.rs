@@ -8,11 +8,11 @@
 //! fan-out. It is read from `/proc` in clock ticks (10 ms), so a run should publish for a
 //! second or more.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{per_unit_us, Connected, Cpu, Deliveries, Run, Samples, ScenarioReport};
+use super::{per_unit_us, Connected, Cpu, Deliveries, Drain, Run, Samples, ScenarioReport};
 use crate::cli;
 use crate::client::Status;
 use crate::error::Error;
@@ -87,12 +87,9 @@ pub struct Report {
     /// What the subscribers got of the events accepted.
     #[serde(flatten)]
     pub deliveries: Deliveries,
-    /// Streams the server closed during the run.
-    pub closed_by_server: u64,
-    /// Whether every expected delivery arrived.
-    pub drained: bool,
-    /// From the last answer to the end of the drain, seconds.
-    pub drain_seconds: f64,
+    /// How the drain went.
+    #[serde(flatten)]
+    pub drain: Drain,
     /// The first failure.
     pub first_error: Option<String>,
     /// Memory and connections over time, every 250 ms.
@@ -106,7 +103,6 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         sampler,
         status,
     } = run.connect_all(args.subscribers)?;
-    let closed_before = fleet.status()?.closed;
     let requests = Requests::new(&run.target, args.size);
     let burst = Burst {
         events: args.events,
@@ -118,12 +114,9 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let cpu = Cpu::start(run, &fleet)?;
     let published = publish::run_burst(&requests, addr, burst, run.ui);
     let [server_cpu, client_cpu] = cpu.seconds(run, &fleet)?;
-    let answered_at = Instant::now();
     // A subscriber the server cut is not waited for; it owes its events all the same.
     let goal = |now: &Status| now.streaming * published.published;
-    let drained = run.drain(&fleet, goal, DRAIN_LIMIT, DRAIN_LIMIT)?;
-    let drain_seconds = answered_at.elapsed().as_secs_f64();
-    let end_status = fleet.status()?;
+    let drain = run.drain(&fleet, &status, goal, [DRAIN_LIMIT; 2])?;
     // Refused events are never delivered: subscribers owe only the accepted ones.
     let tally = fleet.report(published.published)?;
     let samples = sampler.stop();
@@ -144,9 +137,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         client_cpu_per_event_us: per_unit_us(client_cpu, published.published),
         latency: Latency::of(&tally.latency),
         deliveries: Deliveries::of(status.streaming, published.published, &tally),
-        closed_by_server: end_status.closed - closed_before,
-        drained,
-        drain_seconds,
+        drain,
         first_error: published.first_error.clone().or(tally.first_error),
         publish: published,
         samples,
@@ -213,9 +204,8 @@ impl ScenarioReport for Report {
             ("duplicated", d.duplicated),
             ("reordered", d.reordered),
             ("failed connections", r.failed),
-            ("closed by server", r.closed_by_server),
         ]);
-        table.row("drained", vec![report::drained(r.drained, r.drain_seconds)]);
+        r.drain.rows(&mut table);
         table.section("CPU per event published, the subscribers' deliveries included");
         if let Some(error) = &r.first_error {
             table.section(&format!("first failure: {error}"));
