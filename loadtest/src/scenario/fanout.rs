@@ -102,9 +102,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
         duration: args.duration,
         connections: args.publish_connections,
     };
-    let published = publish::run_paced(requests, addr, pace, run.ui)
-        .join()
-        .map_err(|_| Error::Worker("the publisher thread panicked".into()))?;
+    let published = publish::run_paced(&requests, addr, pace, run.ui);
     let goal = status.streaming * published.published;
     let drain = run.drain(&fleet, &status, |_| goal, [DRAIN_STALL, args.drain_limit])?;
     let elapsed = started.elapsed().as_secs_f64();

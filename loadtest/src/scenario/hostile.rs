@@ -233,9 +233,7 @@ fn phase(
         connections: 1,
     };
     let addr = run.target.publish.url.addr;
-    let published = publish::run_paced(requests.clone(), addr, pace, run.ui)
-        .join()
-        .map_err(|_| Error::Worker("the publisher thread panicked".into()))?;
+    let published = publish::run_paced(requests, addr, pace, run.ui);
     // A subscriber the server cut is not waited for; it owes its events all the same.
     let goal = |now: &Status| now.streaming * published.published;
     let drain = run.drain(fleet, &start, goal, [DRAIN_STALL, DRAIN_LIMIT])?;
