@@ -189,6 +189,16 @@ mod tests {
         on(0, seq)
     }
 
+    /// Delivered, lost, duplicated and reordered.
+    fn counts(tally: &Tally) -> [u64; 4] {
+        [
+            tally.delivered,
+            tally.lost,
+            tally.duplicated,
+            tally.reordered,
+        ]
+    }
+
     fn on(stream: u64, seq: u64) -> Frame {
         Frame::Event {
             seq,
@@ -212,15 +222,7 @@ mod tests {
         tally.frame(Frame::Other, &mut b, 0);
         tally.frame(Frame::Comment, &mut b, 0);
         tally.settle(4, [&a, &b].into_iter());
-        assert_eq!(
-            (
-                tally.delivered,
-                tally.lost,
-                tally.duplicated,
-                tally.reordered
-            ),
-            (6, 2, 1, 1)
-        );
+        assert_eq!(counts(&tally), [6, 2, 1, 1]);
         assert_eq!((tally.other_events, tally.comments), (1, 1));
         assert_eq!(tally.latency.len(), 6);
         assert_eq!(tally.per_event[3].len(), 2);
@@ -241,15 +243,7 @@ mod tests {
             tally.frame(on(stream, seq), &mut t, 3_000_000);
         }
         tally.settle(5, std::iter::once(&t));
-        assert_eq!(
-            (
-                tally.delivered,
-                tally.lost,
-                tally.duplicated,
-                tally.reordered
-            ),
-            (4, 1, 1, 1)
-        );
+        assert_eq!(counts(&tally), [4, 1, 1, 1]);
     }
 
     #[test]
