@@ -192,13 +192,8 @@ impl ScenarioReport for Report {
             "publish round trip p99",
             vec![report::ms(r.publish.round_trip.p99_ms)],
         );
-        let d = &r.deliveries;
-        table.row("delivered", vec![d.delivered.to_string()]);
-        table.row("expected", vec![d.expected.to_string()]);
+        r.deliveries.rows(&mut table, |n| n.to_string());
         table.alarms(&[
-            ("lost", d.lost),
-            ("duplicated", d.duplicated),
-            ("reordered", d.reordered),
             ("publishes failed", r.publish.failed),
             ("failed connections", r.failed),
         ]);

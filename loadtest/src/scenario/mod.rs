@@ -90,6 +90,18 @@ impl Deliveries {
         [self.lost, self.duplicated, self.reordered]
     }
 
+    /// Its rows in a one-column table, counts written by `count`: delivered, expected, then
+    /// the alarms.
+    pub fn rows(&self, table: &mut Table, count: fn(u64) -> String) {
+        table.row("delivered", vec![count(self.delivered)]);
+        table.row("expected", vec![count(self.expected)]);
+        table.alarms(&[
+            ("lost", self.lost),
+            ("duplicated", self.duplicated),
+            ("reordered", self.reordered),
+        ]);
+    }
+
     /// Adds the counts of another run.
     pub fn add(&mut self, other: &Deliveries) {
         self.expected += other.expected;

@@ -196,15 +196,8 @@ impl ScenarioReport for Report {
         );
         table.row("delivery latency p50", vec![report::ms(r.latency.p50_ms)]);
         table.row("delivery latency p99", vec![report::ms(r.latency.p99_ms)]);
-        let d = &r.deliveries;
-        table.row("delivered", count(d.delivered));
-        table.row("expected", count(d.expected));
-        table.alarms(&[
-            ("lost", d.lost),
-            ("duplicated", d.duplicated),
-            ("reordered", d.reordered),
-            ("failed connections", r.failed),
-        ]);
+        r.deliveries.rows(&mut table, report::thousands);
+        table.alarms(&[("failed connections", r.failed)]);
         r.drain.rows(&mut table);
         table.section("CPU per event published, the subscribers' deliveries included");
         if let Some(error) = &r.first_error {
