@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{per_unit_us, Connected, Cpu, Deliveries, Drain, Run, Samples, ScenarioReport};
+use super::{per_unit_us, Cpu, Deliveries, Drain, Run, Samples, ScenarioReport};
 use crate::cli;
 use crate::error::Error;
 use crate::latency::{Latency, SecondLatency};
@@ -88,11 +88,7 @@ pub struct Report {
 
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
-    let Connected {
-        fleet,
-        sampler,
-        status,
-    } = run.connect_all(args.subscribers)?;
+    let (fleet, sampler, status) = run.connect_all(args.subscribers)?;
     let cpu = Cpu::start(run, &fleet)?;
     let started = Instant::now();
     let requests = Requests::new(&run.target, args.size);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Deliveries, Drain, Run, Samples, ScenarioReport};
+use super::{Deliveries, Drain, Run, Samples, ScenarioReport};
 use crate::attack::{self, Kind, Outcome, Sizes};
 use crate::cli;
 use crate::client::Status;
@@ -165,11 +165,7 @@ pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
     let run = &run;
     // The attackers and the `/stats` figures are of one server.
     let url = run.target.single_node("hostile")?;
-    let Connected {
-        fleet,
-        sampler,
-        status,
-    } = run.connect_all(args.subscribers)?;
+    let (fleet, sampler, status) = run.connect_all(args.subscribers)?;
     let before = probe::memory(&run.target.pids)?;
     let requests = Requests::new(&run.target, args.size);
     let t0 = sampler.now();

@@ -47,16 +47,6 @@ pub struct Run {
     pub svg: Option<PathBuf>,
 }
 
-/// Subscribers connected, idle and counted from zero: where a delivery scenario starts.
-pub struct Connected {
-    /// The clients.
-    pub fleet: Arc<Fleet>,
-    /// Server RSS and connections over time, from before the first connection.
-    pub sampler: Sampler,
-    /// How the connection went.
-    pub status: Status,
-}
-
 /// What the subscribers got of the events owed them, summed over subscribers: the same fields
 /// in each delivery scenario's JSON, where it is flattened.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -191,18 +181,16 @@ impl Run {
     }
 
     /// Starts `n` subscribers and connects them all, then waits for the server to go idle and
-    /// forgets the counts, so that what follows counts only its own deliveries. Whether the
-    /// server went idle is not reported: these scenarios measure time, not memory.
-    pub fn connect_all(&self, n: usize) -> Result<Connected, Error> {
+    /// forgets the counts, so that what follows counts only its own deliveries: where a
+    /// delivery scenario starts. Returns the clients, the sampler (watching from before the
+    /// first connection) and how the connection went. Whether the server went idle is not
+    /// reported: these scenarios measure time, not memory.
+    pub fn connect_all(&self, n: usize) -> Result<(Arc<Fleet>, Sampler, Status), Error> {
         let (fleet, sampler) = self.watch(n)?;
         let status = fleet.connect_and_wait(n, self.connect_limit(n), &self.ui, "connecting")?;
         self.wait_idle();
         fleet.reset()?;
-        Ok(Connected {
-            fleet,
-            sampler,
-            status,
-        })
+        Ok((fleet, sampler, status))
     }
 
     /// The longest the connection of `n` subscribers may take.

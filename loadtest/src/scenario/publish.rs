@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{per_unit_us, Connected, Cpu, Deliveries, Drain, Run, Samples, ScenarioReport};
+use super::{per_unit_us, Cpu, Deliveries, Drain, Run, Samples, ScenarioReport};
 use crate::cli;
 use crate::client::Status;
 use crate::error::Error;
@@ -98,11 +98,7 @@ pub struct Report {
 
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
-    let Connected {
-        fleet,
-        sampler,
-        status,
-    } = run.connect_all(args.subscribers)?;
+    let (fleet, sampler, status) = run.connect_all(args.subscribers)?;
     let requests = Requests::new(&run.target, args.size);
     let burst = Burst {
         events: args.events,

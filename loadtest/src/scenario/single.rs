@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Connected, Deliveries, Run, Samples, ScenarioReport};
+use super::{Deliveries, Run, Samples, ScenarioReport};
 use crate::cli;
 use crate::error::Error;
 use crate::latency::median;
@@ -89,11 +89,7 @@ pub struct Report {
 
 /// Runs the scenario.
 pub fn run(run: &Run, args: &Args) -> Result<Report, Error> {
-    let Connected {
-        fleet,
-        sampler,
-        status,
-    } = run.connect_all(args.subscribers)?;
+    let (fleet, sampler, status) = run.connect_all(args.subscribers)?;
     let mut publisher = Publisher::new(&run.target, args.size);
     let streaming = status.streaming;
     let bar = run.ui.bar(args.events as u64, "events");
