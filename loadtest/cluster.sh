@@ -158,9 +158,10 @@ if wanted fanout; then
         --drain-limit "$FANOUT_DRAIN" --size "$SIZE"
 fi
 
-# The value of kernel setting $1 (a path under /proc/sys), its fields separated by spaces.
+# The value of kernel setting $1 (a path under /proc/sys), its fields separated by spaces;
+# empty where this network namespace does not have it.
 kernel_setting() {
-    tr -s '\t ' ' ' <"/proc/sys/$1"
+    tr -s '\t ' ' ' <"/proc/sys/$1" 2>/dev/null || true
 }
 
 # One JSON document of the whole run into $OUT/run.json: the machine, the kernel settings a
@@ -193,6 +194,7 @@ write_run_document() {
         --arg tcp_mem "$(kernel_setting net/ipv4/tcp_mem)" \
         --arg somaxconn "$(kernel_setting net/core/somaxconn)" \
         --arg tcp_max_syn_backlog "$(kernel_setting net/ipv4/tcp_max_syn_backlog)" \
+        --arg tcp_ehash_entries "$(kernel_setting net/ipv4/tcp_ehash_entries)" \
         --arg ip_local_port_range "$(kernel_setting net/ipv4/ip_local_port_range)" \
         --arg file_max "$(kernel_setting fs/file-max)" \
         --arg open_files "$(ulimit -Hn)" \
@@ -208,6 +210,7 @@ write_run_document() {
             kernel_settings: {"net.ipv4.tcp_rmem": $tcp_rmem, "net.ipv4.tcp_wmem": $tcp_wmem,
                 "net.ipv4.tcp_mem": $tcp_mem, "net.core.somaxconn": $somaxconn,
                 "net.ipv4.tcp_max_syn_backlog": $tcp_max_syn_backlog,
+                "net.ipv4.tcp_ehash_entries": $tcp_ehash_entries,
                 "net.ipv4.ip_local_port_range": $ip_local_port_range, "fs.file-max": $file_max},
             parameters: {nodes: $nodes, subs: $subs, hold: $hold, settle: $settle,
                 single_events: $single_events, single_timeout: $single_timeout,
