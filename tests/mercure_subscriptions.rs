@@ -90,10 +90,16 @@ async fn watch(server: &Server) -> (Stream, String) {
     let path = format!("/.well-known/mercure?topic={}", expand(UPDATES));
     let mut watcher = server.subscribe(&path, &bearer(&[UPDATES])).await;
     let (_, own) = next_update(&mut watcher).await;
+    let id = subscriber_of(&own);
     let own: Value = serde_json::from_str(&own).unwrap();
     assert_eq!(own["topic"], UPDATES, "a watcher sees its own subscription");
-    let id = own["subscriber"].as_str().unwrap().to_owned();
     (watcher, id)
+}
+
+/// The subscriber an update's document is about.
+fn subscriber_of(update: &str) -> String {
+    let document: Value = serde_json::from_str(update).unwrap();
+    document["subscriber"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,10 +121,7 @@ async fn subscriptions_are_announced_when_they_start_and_end_and_listed_meanwhil
         .subscribe(&path, &format!("Authorization: Bearer {reader_token}\r\n"))
         .await;
     let (_, books) = next_update(&mut watcher).await;
-    let reader_id = serde_json::from_str::<Value>(&books).unwrap()["subscriber"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reader_id = subscriber_of(&books);
     assert_ne!(reader_id, watcher_id);
     assert_eq!(books, update(BOOKS, &reader_id, true, Some(PAYLOAD)));
     let (last_id, authors) = next_update(&mut watcher).await;
@@ -258,10 +261,7 @@ async fn a_subscriber_of_the_events_path_whose_token_expires_is_announced_inacti
         )
         .await;
     let (_, started) = next_update(&mut watcher).await;
-    let subscriber = serde_json::from_str::<Value>(&started).unwrap()["subscriber"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subscriber = subscriber_of(&started);
     assert_eq!(started, update("a", &subscriber, true, None));
     // The stream ends within seconds of the token's expiry (support's step is 5 s).
     stream.rest().await;
